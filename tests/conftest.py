@@ -1,0 +1,19 @@
+"""Shared test setup: quiet TF logs, deterministic seeds, the golden parity data."""
+
+import json
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import pytest
+
+GOLDEN_PATH = os.path.join(os.path.dirname(__file__), 'data', 'reference_parity.npz')
+
+
+@pytest.fixture(scope='session')
+def golden():
+  """The reference's inputs and outputs (tests/data/README.md says how to read them)."""
+  data = np.load(GOLDEN_PATH)
+  cases = json.loads(str(data['__meta__/cases']))
+  return data, cases
