@@ -1,0 +1,417 @@
+"""The training loop: a custom `tf.function` step under any `tf.distribute` strategy.
+
+What it does per step, as the reference trainer did: the loss of
+`DepthMotionFieldModel.compute_losses` at the current global step, Adam
+(beta1 0.9, beta2 0.999, epsilon 1e-8 - set explicitly, Keras' default is 1e-7),
+gradients clipped by global norm (`clip_gradients`, 10), the scale variables'
+`max(x, 0.001)` constraint after each update, then the global step + 1.
+
+What it adds: resumable checkpoints (exact step and optimizer state; in
+deterministic mode also the input position), a checkpoint on SIGTERM
+(preemption), fallback to the previous checkpoint when the latest is corrupt,
+NaN safety (a non-finite loss or gradient skips the update, is counted and
+logged; too many in a row stop training with a checkpoint of the last good
+state), progress lines with steps/s, pairs/s and ETA, and TensorBoard scalars
+and images.
+
+Gradients are summed across replicas inside the replica function and the
+update is applied in cross-replica context, so every replica sees the same
+global norm and takes the same skip decision.
+"""
+
+import dataclasses
+import os
+import shutil
+import signal
+import time
+from typing import Callable, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from depth_motion import checkpoints as checkpoints_lib
+from depth_motion import distribute
+from depth_motion import model as model_lib
+from depth_motion import params as params_lib
+from depth_motion import summaries
+
+INIT_CKPT_TYPES = ('imagenet', 'reference', 'checkpoint')
+
+
+class ConfigError(ValueError):
+  """A problem with the flags or data, reported before any compute."""
+
+
+class NonFiniteError(RuntimeError):
+  """Training stopped after too many consecutive non-finite steps."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything `train` needs; the absl flags of depth_motion.train map onto it."""
+  model_dir: str
+  param_overrides: object = None
+  dataset: Optional[str] = None
+  data_dir: Optional[str] = None
+  split: str = 'train'
+  data_path: Optional[str] = None
+  batch_size: int = 16
+  train_steps: Optional[int] = None
+  learning_rate: float = 2e-4
+  distribution_strategy: str = 'default'
+  tpu: Optional[str] = None
+  num_gpus: int = 0
+  cpu_devices: int = 0
+  init_ckpt: Optional[str] = None
+  init_ckpt_type: Optional[str] = None
+  checkpoint_every_steps: int = 1000
+  keep_checkpoints: int = 5
+  summary_every_steps: int = 50
+  mixed_precision: bool = False
+  seed: Optional[int] = None
+  deterministic: bool = False
+  max_consecutive_nonfinite: int = 20
+  log_every_steps: Optional[int] = None
+
+
+def _format_duration(seconds):
+  seconds = int(max(seconds, 0))
+  hours, rest = divmod(seconds, 3600)
+  minutes, secs = divmod(rest, 60)
+  return '%dh%02dm%02ds' % (hours, minutes, secs) if hours else '%dm%02ds' % (minutes, secs)
+
+
+class Trainer:
+  """Builds the model, optimizer, data and checkpoints; `run()` trains.
+
+  Args:
+    config: a TrainConfig.
+    dataset_fn: optional `fn(input_context) -> tf.data.Dataset` of batched
+      features (per-replica batch), replacing the dataset named in `config`
+      (tests use it to inject batches).
+  """
+
+  def __init__(self, config: TrainConfig,
+               dataset_fn: Optional[Callable[[tf.distribute.InputContext],
+                                             tf.data.Dataset]] = None):
+    self.config = config
+    model_overrides, trainer_overrides = params_lib.split_model_and_trainer(
+        config.param_overrides)
+    self.trainer_params = params_lib.make_trainer_params(trainer_overrides)
+    self.model_params = params_lib.make_model_params(model_overrides)
+    if config.train_steps is None:
+      config.train_steps = self.trainer_params['max_steps']
+    if config.init_ckpt is None and self.trainer_params['init_ckpt']:
+      config.init_ckpt = self.trainer_params['init_ckpt']
+      config.init_ckpt_type = self.trainer_params['init_ckpt_type']
+    if 'learning_rate' in trainer_overrides:
+      config.learning_rate = self.trainer_params['learning_rate']
+    self._validate_config()
+    if config.seed is not None:
+      tf.keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    if config.mixed_precision:
+      # bfloat16 needs no loss scaling (TPU, Ampere+ GPUs, AVX512-BF16 CPUs).
+      tf.keras.mixed_precision.set_global_policy('mixed_bfloat16')
+
+    self.strategy = distribute.make_strategy(
+        config.distribution_strategy, num_gpus=config.num_gpus, tpu=config.tpu,
+        cpu_devices=config.cpu_devices)
+    replicas = self.strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+      raise ConfigError('--batch_size=%d is not divisible by the %d replicas of the %s strategy.'
+                        % (config.batch_size, replicas, config.distribution_strategy))
+    self.model_params['batch_size'] = config.batch_size
+    self._dataset_fn = dataset_fn or self._default_dataset_fn()
+    self.is_chief = distribute.is_chief(self.strategy)
+    self.write_dir = distribute.worker_dir(config.model_dir, self.strategy)
+    self._stop_requested = False
+
+    size = self.model_params['image_preprocessing']
+    with self.strategy.scope():
+      self.model = model_lib.DepthMotionFieldModel(self.model_params)
+      self.model.build_for_size(size['image_height'], size['image_width'])
+      self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.optimizer = tf.keras.optimizers.Adam(
+          learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+      self.optimizer.build(self.model.trainable_variables)
+      self.nonfinite_count = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name='nonfinite_count',
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+  # ----------------------------------------------------------------- setup --
+
+  def _validate_config(self):
+    c = self.config
+    if not c.model_dir:
+      raise ConfigError('--model_dir is required.')
+    if c.batch_size <= 0:
+      raise ConfigError('--batch_size must be positive, got %d.' % c.batch_size)
+    if c.train_steps <= 0:
+      raise ConfigError('--train_steps must be positive, got %d.' % c.train_steps)
+    if c.init_ckpt_type and c.init_ckpt_type not in INIT_CKPT_TYPES:
+      raise ConfigError('--init_ckpt_type must be one of %s, got %r.' %
+                        (', '.join(INIT_CKPT_TYPES), c.init_ckpt_type))
+    if c.init_ckpt and not c.init_ckpt_type:
+      raise ConfigError('--init_ckpt needs --init_ckpt_type (%s).' % ', '.join(INIT_CKPT_TYPES))
+    if c.data_path and not tf.io.gfile.exists(c.data_path):
+      raise ConfigError('--data_path %s does not exist (expected a struct2depth train.txt).' %
+                        c.data_path)
+    if not c.data_path and not c.dataset and not self.model_params['input']['data_path']:
+      raise ConfigError('No training data: pass --dataset (a TFDS triplet builder, e.g. '
+                        'synthetic_dynamic_scenes/demo) or --data_path (a struct2depth train.txt).')
+
+  def _default_dataset_fn(self):
+    from depth_motion.data import pipeline  # pylint: disable=g-import-not-at-top
+    c = self.config
+    data_path = c.data_path or self.model_params['input']['data_path'] or None
+    dataset_name = None if data_path else c.dataset
+    if dataset_name and dataset_name.split('/')[0] == 'synthetic_dynamic_scenes':
+      from data_prep import synthetic  # pylint: disable=g-import-not-at-top
+      config_name = dataset_name.split('/')[1] if '/' in dataset_name else 'demo'
+      synthetic.ensure_synthetic_dataset(data_dir=c.data_dir, config=config_name)
+
+    def dataset_fn(input_context):
+      return pipeline.make_training_dataset(
+          self.model_params, dataset=dataset_name, data_dir=c.data_dir, split=c.split,
+          data_path=data_path, batch_size=c.batch_size, seed=c.seed,
+          deterministic=c.deterministic, input_context=input_context)
+
+    try:  # Fails here, before any compute, on a bad path or an empty dataset.
+      probe = dataset_fn(tf.distribute.InputContext())
+      next(iter(probe.take(1)))
+    except (ValueError, FileNotFoundError, tf.errors.NotFoundError, KeyError) as e:
+      raise ConfigError('Cannot read the training data: %s' % str(e).split('\n')[0]) from None
+    except StopIteration:
+      raise ConfigError('The training data has no examples (after filtering).') from None
+    return dataset_fn
+
+  def _make_checkpoint(self, iterator=None):
+    objects = dict(step=self.global_step, model=self.model, optimizer=self.optimizer,
+                   nonfinite_count=self.nonfinite_count)
+    if iterator is not None:
+      objects['iterator'] = iterator
+    return tf.train.Checkpoint(**objects)
+
+  def _restore_or_initialize(self, manager):
+    """Resumes from the newest readable checkpoint, else initialises from init_ckpt."""
+    for path in reversed(manager.checkpoints):
+      try:
+        manager.checkpoint.restore(path).expect_partial()
+        if path != manager.latest_checkpoint:
+          logging.warning('Resumed from %s because newer checkpoints could not be read.', path)
+        logging.info('Resumed from %s at step %d.', path, int(self.global_step.numpy()))
+        return path
+      except (tf.errors.OpError, ValueError, AssertionError) as e:
+        logging.warning('Checkpoint %s is unreadable (%s); trying the previous one.', path,
+                        str(e).split('\n')[0])
+    c = self.config
+    if c.init_ckpt:
+      if c.init_ckpt_type == 'imagenet':
+        names = checkpoints_lib.import_imagenet_checkpoint(c.init_ckpt, self.model.depth_net)
+      elif c.init_ckpt_type == 'reference':
+        names = checkpoints_lib.import_reference_checkpoint(
+            c.init_ckpt, depth_net=self.model.depth_net, motion_net=self.model.motion_net)
+      else:
+        tf.train.Checkpoint(model=self.model).read(c.init_ckpt).expect_partial()
+        names = ['model']
+      logging.info('Initialised %d variables from %s (%s); starting at step 0.', len(names),
+                   c.init_ckpt, c.init_ckpt_type)
+    return None
+
+  # ------------------------------------------------------------------ step --
+
+  def _build_step_fns(self):
+    model, optimizer = self.model, self.optimizer
+    clip_norm = float(self.trainer_params['clip_gradients'])
+    variables = model.trainable_variables
+    strategy = self.strategy
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(features, with_images):
+      step = self.global_step.read_value()
+      with tf.GradientTape() as tape:
+        losses, total, endpoints, output_endpoints = model.compute_losses(
+            features, step, training=True)
+        scaled = total / replicas
+      grads = tape.gradient(scaled, variables)
+      grads = [tf.zeros_like(v) if g is None else tf.cast(g, v.dtype)
+               for g, v in zip(grads, variables)]
+      context = tf.distribute.get_replica_context()
+      grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+      losses = dict(losses, total=total)
+      intrinsics = endpoints['intrinsics_mat'][0]
+      losses['intrinsics/fx'] = tf.reduce_mean(intrinsics[:, 0, 0])
+      losses['intrinsics/fy'] = tf.reduce_mean(intrinsics[:, 1, 1])
+      losses['intrinsics/x0'] = tf.reduce_mean(intrinsics[:, 0, 2])
+      losses['intrinsics/y0'] = tf.reduce_mean(intrinsics[:, 1, 2])
+      losses = context.all_reduce(tf.distribute.ReduceOp.MEAN, losses)
+      images = (summaries.image_tensors(features, endpoints, output_endpoints)
+                if with_images else {})
+      return grads, losses, images
+
+    def apply(grads, losses):
+      grad_norm = tf.linalg.global_norm(grads)
+      finite = tf.logical_and(tf.math.is_finite(losses['total']), tf.math.is_finite(grad_norm))
+
+      def update():
+        clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
+        optimizer.apply(clipped, variables)
+        return tf.constant(True)
+
+      def skip():
+        self.nonfinite_count.assign_add(1)
+        return tf.constant(False)
+
+      applied = tf.cond(finite, update, skip)
+      self.global_step.assign_add(1)
+      return applied, grad_norm
+
+    def first_local(value):
+      return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], value)
+
+    def make(with_images):
+      @tf.function
+      def step_fn(iterator):
+        grads, losses, images = strategy.run(replica_step, args=(next(iterator), with_images))
+        grads, losses, images = first_local((grads, losses, images))
+        applied, grad_norm = apply(grads, losses)
+        return applied, grad_norm, losses, images
+      return step_fn
+
+    return make(False), make(True)
+
+  # ------------------------------------------------------------------ loop --
+
+  def _scalars(self, losses, grad_norm, steps_per_sec):
+    scalars = {(k if '/' in k else 'loss/' + k): v for k, v in losses.items()}
+    scalars['optimizer/learning_rate'] = float(
+        tf.convert_to_tensor(self.optimizer.learning_rate).numpy())
+    scalars['optimizer/gradient_norm'] = grad_norm
+    scalars['optimizer/nonfinite_steps'] = int(self.nonfinite_count.numpy())
+    scalars['speed/steps_per_sec'] = steps_per_sec
+    scalars['speed/pairs_per_sec'] = steps_per_sec * self.config.batch_size
+    motion = self.model.motion_net
+    for name in ('rotation_scale', 'translation_scale'):
+      var = getattr(motion, name, None)
+      if var is not None:
+        scalars['scales/' + name] = float(tf.convert_to_tensor(var).numpy())
+    return scalars
+
+  def _on_sigterm(self, signum, frame):  # pylint: disable=unused-argument
+    logging.warning('SIGTERM received: saving a checkpoint and stopping after this step.')
+    self._stop_requested = True
+
+  def request_stop(self):
+    self._stop_requested = True
+
+  def run(self):
+    """Trains to `train_steps`; returns a dict with the final step and losses."""
+    c = self.config
+    tf.io.gfile.makedirs(c.model_dir)
+    if self.is_chief:
+      model_lib.save_model_params(c.model_dir, self.model_params, extra={
+          'trainer': self.trainer_params,
+          'data': {'dataset': c.dataset, 'data_dir': c.data_dir, 'split': c.split,
+                   'data_path': c.data_path}})
+    dataset = self.strategy.distribute_datasets_from_function(self._dataset_fn)
+    iterator = iter(dataset)
+    checkpoint = self._make_checkpoint(iterator if c.deterministic else None)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(self.write_dir, 'checkpoints') if not self.is_chief
+        else c.model_dir, max_to_keep=c.keep_checkpoints, step_counter=self.global_step,
+        checkpoint_interval=c.checkpoint_every_steps)
+    self._restore_or_initialize(manager)
+    step_fn, step_with_images_fn = self._build_step_fns()
+    writer = (tf.summary.create_file_writer(os.path.join(c.model_dir, 'train'))
+              if self.is_chief else tf.summary.create_noop_writer())
+    previous_handler = None
+    try:
+      previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+    except ValueError:  # Not the main thread (e.g. a test runner thread).
+      pass
+
+    start_step = step = int(self.global_step.numpy())
+    log_every = c.log_every_steps or c.summary_every_steps
+    consecutive_nonfinite = 0
+    last_losses, last_finite_losses = {}, {}
+    window_start, window_step = time.time(), step
+    run_start = time.time()
+    if step >= c.train_steps:
+      logging.info('Already at step %d >= train_steps %d; nothing to do.', step, c.train_steps)
+    logging.info('Training from step %d to %d, batch %d on %d replica(s).', step,
+                 c.train_steps, c.batch_size, self.strategy.num_replicas_in_sync)
+    try:
+      with writer.as_default():
+        while step < c.train_steps and not self._stop_requested:
+          want_summary = (step + 1) % c.summary_every_steps == 0 or step == start_step
+          fn = step_with_images_fn if want_summary else step_fn
+          try:
+            applied, grad_norm, losses, images = fn(iterator)
+          except (StopIteration, tf.errors.OutOfRangeError):
+            logging.warning('The training data ran out at step %d.', step)
+            break
+          step += 1
+          if not bool(applied.numpy()):
+            consecutive_nonfinite += 1
+            logging.warning('Step %d: non-finite loss or gradient (loss %s, gradient norm %s); '
+                            'update skipped (%d in a row, %d in total).', step,
+                            float(losses['total'].numpy()), float(grad_norm.numpy()),
+                            consecutive_nonfinite, int(self.nonfinite_count.numpy()))
+            if consecutive_nonfinite > c.max_consecutive_nonfinite:
+              manager.save(checkpoint_number=self.global_step, check_interval=False)
+              raise NonFiniteError(
+                  'Stopping: %d consecutive steps with non-finite loss or gradients (limit '
+                  '--max_consecutive_nonfinite=%d). The last good weights are saved in %s; '
+                  'check the data (NaN/Inf pixels, zero intrinsics) or lower the learning rate.'
+                  % (consecutive_nonfinite, c.max_consecutive_nonfinite, c.model_dir))
+          else:
+            consecutive_nonfinite = 0
+          last_losses = losses
+          if bool(applied.numpy()):
+            last_finite_losses = losses
+          manager.save(checkpoint_number=self.global_step)
+          if want_summary or step % log_every == 0 or step == c.train_steps:
+            now = time.time()
+            steps_per_sec = (step - window_step) / max(now - window_start, 1e-9)
+            window_start, window_step = now, step
+            numpy_losses = {k: float(v.numpy()) for k, v in losses.items()}
+            if want_summary:
+              summaries.write_scalars(step, self._scalars(
+                  numpy_losses, float(grad_norm.numpy()), steps_per_sec))
+              if images:
+                summaries.write_images(step, images)
+            remaining = (c.train_steps - step) / max(steps_per_sec, 1e-9)
+            logging.info(
+                'step %d/%d | loss %.4f (%s) | %.2f steps/s, %.1f pairs/s | ETA %s', step,
+                c.train_steps, numpy_losses['total'],
+                ', '.join('%s %.4g' % (k, v) for k, v in sorted(numpy_losses.items())
+                          if k != 'total' and '/' not in k and v != 0.0),
+                steps_per_sec, steps_per_sec * c.batch_size, _format_duration(remaining))
+      manager.save(checkpoint_number=self.global_step, check_interval=False)
+    finally:
+      writer.flush()
+      if previous_handler is not None:
+        signal.signal(signal.SIGTERM, previous_handler)
+      if not self.is_chief and tf.io.gfile.exists(self.write_dir):
+        shutil.rmtree(self.write_dir, ignore_errors=True)
+    if self._stop_requested:
+      logging.warning('Stopped at step %d on request; checkpoint saved in %s.', step,
+                      c.model_dir)
+    elapsed = time.time() - run_start
+    return {
+        'step': step,
+        'losses': {k: float(np.asarray(v)) for k, v in last_losses.items()},
+        'last_finite_losses': {k: float(np.asarray(v)) for k, v in last_finite_losses.items()},
+        'nonfinite_steps': int(self.nonfinite_count.numpy()),
+        'seconds': elapsed,
+        'preempted': self._stop_requested,
+    }
+
+
+def train(config: TrainConfig, dataset_fn=None):
+  """Builds a Trainer and runs it; returns the summary dict of `Trainer.run`."""
+  return Trainer(config, dataset_fn=dataset_fn).run()
