@@ -14,6 +14,7 @@ silently with the wrong setting.
 """
 
 import ast
+import collections.abc
 import copy
 import json
 import os
@@ -122,14 +123,24 @@ def model_defaults():
   return _merge_missing(copy.deepcopy(DEFAULT_PARAMS), EXTRA_PARAMS)
 
 
+def _plain(value):
+  """Deep copy with every mapping turned into a plain dict (Keras wraps dict attributes)."""
+  if isinstance(value, collections.abc.Mapping):
+    return {key: _plain(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_plain(item) for item in value) if isinstance(value, tuple) else [
+        _plain(item) for item in value]
+  return copy.deepcopy(value)
+
+
 def parse_overrides(overrides):
   """Turns a dict, JSON string, Python-literal string or JSON file path into a dict."""
   if overrides is None:
     return {}
   if isinstance(overrides, ParameterContainer):
     return overrides.as_dict()
-  if isinstance(overrides, dict):
-    return copy.deepcopy(overrides)
+  if isinstance(overrides, collections.abc.Mapping):
+    return _plain(overrides)
   if not isinstance(overrides, str):
     raise TypeError('Parameter overrides must be a dict, a JSON string or a file path, '
                     'got %s.' % type(overrides).__name__)

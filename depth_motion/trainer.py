@@ -205,7 +205,8 @@ class Trainer:
           logging.warning('Resumed from %s because newer checkpoints could not be read.', path)
         logging.info('Resumed from %s at step %d.', path, int(self.global_step.numpy()))
         return path
-      except (tf.errors.OpError, ValueError, AssertionError) as e:
+      except Exception as e:  # pylint: disable=broad-except
+        # A truncated or garbled file raises OpError, ValueError, IndexError, ...
         logging.warning('Checkpoint %s is unreadable (%s); trying the previous one.', path,
                         str(e).split('\n')[0])
     c = self.config

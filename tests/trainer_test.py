@@ -1,0 +1,204 @@
+"""Trainer: steps, resume, NaN skipping, preemption, bad configuration."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from depth_motion import trainer as trainer_lib
+
+H, W = 32, 64
+TINY = {
+    'image_preprocessing': {'image_height': H, 'image_width': W, 'data_augmentation': False},
+    'motion_field_burnin_steps': 4,
+    'depth_predictor_params': {'layer_norm_noise_rampup_steps': 4},
+}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _batch(batch_size=2, seed=0, nan=False):
+  rng = np.random.RandomState(seed)
+  rgb0 = rng.uniform(size=(batch_size, H, W, 3)).astype(np.float32)
+  rgb1 = np.roll(rgb0, 2, axis=2)
+  if nan:
+    rgb1[:, 3, 5, :] = np.nan
+  k = np.array([[40.0, 0, W / 2], [0, 40.0, H / 2], [0, 0, 1]], np.float32)
+  k = np.tile(k[None], [batch_size, 1, 1])
+  k_inv = np.linalg.inv(k).astype(np.float32)
+  return {'rgb': (rgb0, rgb1), 'intrinsics_mat': (k, k), 'intrinsics_mat_inv': (k_inv, k_inv)}
+
+
+def _dataset_fn(batches):
+  def fn(input_context):
+    del input_context
+    ds = tf.data.Dataset.from_tensor_slices(
+        tf.nest.map_structure(lambda *xs: np.stack(xs), *batches))
+    return ds.repeat()
+  return fn
+
+
+def _config(model_dir, steps, overrides=None, **kwargs):
+  kwargs.setdefault('batch_size', 2)
+  # Summaries every step: only one step function is traced, which keeps the tests fast.
+  kwargs.setdefault('summary_every_steps', 1)
+  return trainer_lib.TrainConfig(model_dir=str(model_dir), param_overrides=overrides or TINY,
+                                 dataset='injected', train_steps=steps, seed=1,
+                                 deterministic=True, checkpoint_every_steps=1, **kwargs)
+
+
+def _weights(trainer):
+  return [v.numpy().copy() for v in trainer.model.trainable_variables]
+
+
+def test_trains_and_writes_checkpoint_params_and_summaries(tmp_path):
+  batches = [_batch(seed=i) for i in range(3)]
+  # No burn-in, so the residual-translation layers get gradients from the first step.
+  overrides = dict(TINY, motion_field_burnin_steps=0)
+  trainer = trainer_lib.Trainer(_config(tmp_path, 3, overrides),
+                                dataset_fn=_dataset_fn(batches))
+  before = _weights(trainer)
+  result = trainer.run()
+  assert result['step'] == 3
+  assert result['nonfinite_steps'] == 0
+  assert np.isfinite(result['losses']['total'])
+  # With given intrinsics (the default) the intrinsics head gets no gradient, as in the
+  # reference; every other variable must move.
+  unchanged = [v.path for v, a, b in zip(trainer.model.trainable_variables, before,
+                                          _weights(trainer))
+               if np.array_equal(a, b) and 'CameraIntrinsics' not in v.path]
+  assert not unchanged, 'variables without an update: %s' % unchanged
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith('-3')
+  assert os.path.exists(tmp_path / 'params.json')
+  event_files = tf.io.gfile.glob(str(tmp_path / 'train' / 'events.*'))
+  assert event_files
+  tags = set()
+  for event in tf.compat.v1.train.summary_iterator(event_files[0]):
+    for value in event.summary.value:
+      tags.add(value.tag)
+  for tag in ('loss/rgb_consistency', 'loss/ssim', 'loss/motion_smoothing', 'loss/total',
+              'optimizer/gradient_norm', 'optimizer/learning_rate', 'speed/pairs_per_sec',
+              'intrinsics/fx', 'depth/disparity_plasma', 'motion/residual_translation',
+              'motion/total_translation', 'input/rgb0'):
+    assert tag in tags, tag
+
+
+def test_optimizer_matches_reference_settings(tmp_path):
+  trainer = trainer_lib.Trainer(_config(tmp_path, 1), dataset_fn=_dataset_fn([_batch()]))
+  opt = trainer.optimizer
+  assert opt.epsilon == pytest.approx(1e-8)
+  assert opt.beta_1 == pytest.approx(0.9) and opt.beta_2 == pytest.approx(0.999)
+  assert float(opt.learning_rate.numpy()) == pytest.approx(2e-4)
+  assert trainer.trainer_params['clip_gradients'] == 10.0
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+  batches = [_batch(seed=i) for i in range(4)]
+  straight = trainer_lib.Trainer(_config(tmp_path / 'a', 4), dataset_fn=_dataset_fn(batches))
+  straight.run()
+
+  first = trainer_lib.Trainer(_config(tmp_path / 'b', 2), dataset_fn=_dataset_fn(batches))
+  first.run()
+  resumed = trainer_lib.Trainer(_config(tmp_path / 'b', 4), dataset_fn=_dataset_fn(batches))
+  result = resumed.run()
+  assert result['step'] == 4
+  assert int(resumed.optimizer.iterations.numpy()) == int(straight.optimizer.iterations.numpy())
+  for a, b in zip(_weights(straight), _weights(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nonfinite_batch_is_skipped_and_training_continues(tmp_path, caplog):
+  good, bad = _batch(seed=0), _batch(seed=1, nan=True)
+  one_step = trainer_lib.Trainer(_config(tmp_path / 'one', 1), dataset_fn=_dataset_fn([good]))
+  one_step.run()
+  skipped = trainer_lib.Trainer(_config(tmp_path / 'two', 2),
+                                dataset_fn=_dataset_fn([good, bad]))
+  result = skipped.run()
+  assert result['step'] == 2 and result['nonfinite_steps'] == 1
+  assert any('non-finite' in r.getMessage() and 'Step 2' in r.getMessage()
+             for r in caplog.records)
+  # The NaN batch changed nothing: same weights as after the one good step.
+  for a, b in zip(_weights(one_step), _weights(skipped)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  # And training goes on with the next good batch.
+  more = trainer_lib.Trainer(_config(tmp_path / 'two', 3),
+                             dataset_fn=_dataset_fn([good, bad, good]))
+  assert more.run()['step'] == 3
+
+
+def test_too_many_nonfinite_steps_stop_with_checkpoint(tmp_path):
+  batches = [_batch(seed=0, nan=True)]
+  config = _config(tmp_path, 10, max_consecutive_nonfinite=2)
+  trainer = trainer_lib.Trainer(config, dataset_fn=_dataset_fn(batches))
+  before = _weights(trainer)
+  with pytest.raises(trainer_lib.NonFiniteError, match='max_consecutive_nonfinite'):
+    trainer.run()
+  for a, b in zip(before, _weights(trainer)):
+    np.testing.assert_array_equal(a, b)
+  assert tf.train.latest_checkpoint(str(tmp_path)) is not None
+
+
+def test_stop_request_saves_checkpoint(tmp_path):
+  batches = [_batch(seed=i) for i in range(2)]
+  trainer = trainer_lib.Trainer(_config(tmp_path, 100), dataset_fn=_dataset_fn(batches))
+  original = trainer._build_step_fns
+
+  def build_and_stop_after_first():
+    plain, with_images = original()
+
+    def stop_after(iterator):
+      out = with_images(iterator)
+      trainer.request_stop()
+      return out
+    return stop_after, stop_after
+  trainer._build_step_fns = build_and_stop_after_first
+  result = trainer.run()
+  assert result['preempted'] and result['step'] == 1
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith('-1')
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
+  batches = [_batch(seed=i) for i in range(3)]
+  trainer_lib.Trainer(_config(tmp_path, 3), dataset_fn=_dataset_fn(batches)).run()
+  latest = tf.train.latest_checkpoint(str(tmp_path))
+  for path in tf.io.gfile.glob(latest + '.data-*'):
+    with open(path, 'r+b') as f:
+      f.truncate(16)
+  resumed = trainer_lib.Trainer(_config(tmp_path, 3), dataset_fn=_dataset_fn(batches))
+  resumed.run()
+  assert int(resumed.global_step.numpy()) == 3
+  assert any('unreadable' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize('overrides,kwargs,message', [
+    ({'loss_weights': {'no_such_weight': 1.0}}, {}, 'no_such_weight'),
+    (None, {'batch_size': 0}, 'batch_size'),
+    (None, {'init_ckpt': '/x', 'init_ckpt_type': None}, 'init_ckpt_type'),
+])
+def test_bad_configuration_fails_before_compute(tmp_path, overrides, kwargs, message):
+  config = trainer_lib.TrainConfig(model_dir=str(tmp_path), param_overrides=overrides,
+                                   dataset='injected', train_steps=1, **kwargs)
+  with pytest.raises((ValueError, AttributeError, TypeError), match=message):
+    trainer_lib.Trainer(config, dataset_fn=_dataset_fn([_batch()]))
+
+
+def _run_cli(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  return subprocess.run([sys.executable, '-m', 'depth_motion.train', *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_rejects_bad_flags_with_one_line(tmp_path):
+  proc = _run_cli('--model_dir=%s' % tmp_path, '--data_path=%s' % (tmp_path / 'missing.txt'))
+  assert proc.returncode == 2
+  assert 'depth_motion.train: error: --data_path' in proc.stderr
+  proc = _run_cli('--model_dir=%s' % tmp_path, '--dataset=synthetic_dynamic_scenes/tiny',
+                  '--param_overrides={"loss_weights": {"ssim_typo": 1}}')
+  assert proc.returncode == 2
+  assert "Unknown parameter 'loss_weights.ssim_typo'" in proc.stderr
+  proc = _run_cli('--model_dir=%s' % tmp_path, '--dataset=synthetic_dynamic_scenes/tiny',
+                  '--distribution_strategy=mirrored', '--cpu_devices=2', '--batch_size=3')
+  assert proc.returncode == 2
+  assert 'not divisible' in proc.stderr
