@@ -71,6 +71,28 @@ def builder_class(dataset):
   return getattr(importlib.import_module(module), name)
 
 
+def resolve_dataset_name(name):
+  """A `--dataset` value -> the registered TFDS name (`builder[/config]`).
+
+  Accepts our short names ('kitti', 'kitti/eigen'), the builders' own names
+  ('kitti_triplets/...'), 'synthetic_dynamic_scenes/...' and anything else TFDS
+  knows; importing the module registers the builder class with TFDS.
+  """
+  if not name:
+    return name
+  head, sep, rest = name.partition('/')
+  if head in BUILDERS:
+    return builder_class(head).name + sep + rest
+  for short in BUILDERS:
+    cls_module, cls_name = BUILDERS[short]
+    if head == short + '_triplets':
+      getattr(importlib.import_module(cls_module), cls_name)
+      return name
+  if head == 'synthetic_dynamic_scenes':
+    importlib.import_module('data_prep.synthetic')
+  return name
+
+
 def make_builder(dataset, data_dir, config=None, config_overrides=None, skip_bad=False):
   """A builder of `dataset` for config `config` (a name; default: the builder's default)."""
   # Imported here so that `--help` stays fast.

@@ -169,6 +169,9 @@ class Trainer:
     c = self.config
     data_path = c.data_path or self.model_params['input']['data_path'] or None
     dataset_name = None if data_path else c.dataset
+    if dataset_name:
+      from data_prep import convert  # pylint: disable=g-import-not-at-top
+      dataset_name = convert.resolve_dataset_name(dataset_name)
     if dataset_name and dataset_name.split('/')[0] == 'synthetic_dynamic_scenes':
       from data_prep import synthetic  # pylint: disable=g-import-not-at-top
       config_name = dataset_name.split('/')[1] if '/' in dataset_name else 'demo'
