@@ -161,18 +161,22 @@ def convert(dataset, manual_dir, data_dir, config=None, config_overrides=None, s
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('dataset', None, sorted(BUILDERS), 'Which raw dataset to convert.')
-flags.DEFINE_string('manual_dir', None, 'The raw data (see the builder module for the layout).')
-flags.DEFINE_string('data_dir', None, 'Where TFDS writes the prepared dataset.')
-flags.DEFINE_string('config', None, "Builder config name (default: the builder's default).")
-flags.DEFINE_string('config_overrides', None,
-                    'JSON object of config fields to change, e.g. \'{"height": 192}\'.')
-flags.DEFINE_bool('skip_bad', False, 'Skip and count bad raw files instead of failing.')
-flags.DEFINE_string('beam_runner', None, 'Beam runner (DirectRunner, DataflowRunner, ...); '
-                    'with it or --beam_options the conversion runs as a Beam pipeline.')
-flags.DEFINE_string('beam_options', None, 'Beam pipeline options, e.g. '
-                    '"--direct_num_workers=2 --direct_running_mode=multi_processing".')
-flags.DEFINE_bool('overwrite', False, 'Rebuild even if the dataset is already prepared.')
+
+
+def define_flags():
+  """Defines the CLI flags (only when run as a program: the trainer imports this module)."""
+  flags.DEFINE_enum('dataset', None, sorted(BUILDERS), 'Which raw dataset to convert.')
+  flags.DEFINE_string('manual_dir', None, 'The raw data (see the builder module for the layout).')
+  flags.DEFINE_string('data_dir', None, 'Where TFDS writes the prepared dataset.')
+  flags.DEFINE_string('config', None, "Builder config name (default: the builder's default).")
+  flags.DEFINE_string('config_overrides', None,
+                      'JSON object of config fields to change, e.g. \'{"height": 192}\'.')
+  flags.DEFINE_bool('skip_bad', False, 'Skip and count bad raw files instead of failing.')
+  flags.DEFINE_string('beam_runner', None, 'Beam runner (DirectRunner, DataflowRunner, ...); '
+                      'with it or --beam_options the conversion runs as a Beam pipeline.')
+  flags.DEFINE_string('beam_options', None, 'Beam pipeline options, e.g. '
+                      '"--direct_num_workers=2 --direct_running_mode=multi_processing".')
+  flags.DEFINE_bool('overwrite', False, 'Rebuild even if the dataset is already prepared.')
 
 
 def main(argv):
@@ -201,4 +205,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

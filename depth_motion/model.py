@@ -20,6 +20,7 @@ norm and the burn-in both read it); nothing here looks up global state.
 import json
 import os
 
+from absl import logging
 import tensorflow as tf
 
 from depth_motion import geometry
@@ -242,6 +243,17 @@ def _resolve_checkpoint(checkpoint):
   return checkpoint, os.path.dirname(checkpoint)
 
 
+def _checkpoint_root_children(prefix):
+  """Names of the top-level objects of a TF2 object-based checkpoint (empty for TF1 ones)."""
+  from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(prefix)
+  if not reader.has_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'):
+    return set()
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'))
+  return {child.local_name for child in graph.nodes[0].children}
+
+
 def restore_model(checkpoint, params=None):
   """Rebuilds a trained model from a model_dir or checkpoint prefix.
 
@@ -256,16 +268,21 @@ def restore_model(checkpoint, params=None):
     if tf.io.gfile.exists(params_path):
       with tf.io.gfile.GFile(params_path) as f:
         params = json.load(f)['model']
+    else:
+      logging.warning('No %s beside checkpoint %s: assuming the default params (128x416); '
+                      'pass params= if the model was trained otherwise.', PARAMS_FILENAME,
+                      prefix)
   model = DepthMotionFieldModel(params)
   size = model.params['image_preprocessing']
   model.build_for_size(size['image_height'], size['image_width'])
-  reader = tf.train.load_checkpoint(prefix)
-  stored = reader.get_variable_to_shape_map()
-  if not any(k.startswith('model/') for k in stored):
-    raise ValueError('%s is not a depth_motion checkpoint (no "model/" variables; a reference '
-                     'TF1 checkpoint is imported with depth_motion.checkpoints).' % prefix)
+  if 'model' not in _checkpoint_root_children(prefix):
+    raise ValueError('%s is not a depth_motion checkpoint (it has no "model" object; a '
+                     'checkpoint of the reference TF1 trainer is imported with '
+                     'depth_motion.checkpoints.import_reference_checkpoint).' % prefix)
   try:
     status = tf.train.Checkpoint(model=model).read(prefix)
+    # Every variable of the model must come from the checkpoint (the trainer stores them
+    # under the optimizer's path; the object graph resolves that).
     status.expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
     raise ValueError('Checkpoint %s does not match the model architecture: %s' %

@@ -85,6 +85,7 @@ def _evaluate_after_training(config):
       checkpoint=config.model_dir, protocol=FLAGS.eval_protocol, dataset=config.dataset,
       data_dir=config.data_dir, split=FLAGS.eval_split,
       output_json=config.model_dir.rstrip('/') + '/eval_%s.json' % FLAGS.eval_protocol)
+  print(evaluate.format_results(results))
   return results
 
 

@@ -128,6 +128,7 @@ class Trainer:
     self.is_chief = distribute.is_chief(self.strategy)
     self.write_dir = distribute.worker_dir(config.model_dir, self.strategy)
     self._stop_requested = False
+    self._step_fns = None
 
     size = self.model_params['image_preprocessing']
     with self.strategy.scope():
@@ -315,6 +316,7 @@ class Trainer:
   def run(self):
     """Trains to `train_steps`; returns a dict with the final step and losses."""
     c = self.config
+    self._stop_requested = False
     tf.io.gfile.makedirs(c.model_dir)
     if self.is_chief:
       model_lib.save_model_params(c.model_dir, self.model_params, extra={
@@ -329,7 +331,9 @@ class Trainer:
         else c.model_dir, max_to_keep=c.keep_checkpoints, step_counter=self.global_step,
         checkpoint_interval=c.checkpoint_every_steps)
     self._restore_or_initialize(manager)
-    step_fn, step_with_images_fn = self._build_step_fns()
+    if self._step_fns is None:  # Built once: a second run() reuses the traced functions.
+      self._step_fns = self._build_step_fns()
+    step_fn, step_with_images_fn = self._step_fns
     writer = (tf.summary.create_file_writer(os.path.join(c.model_dir, 'train'))
               if self.is_chief else tf.summary.create_noop_writer())
     previous_handler = None

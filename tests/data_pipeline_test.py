@@ -8,10 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from depth_motion.data import features as features_lib
 from depth_motion.data import pipeline
+import tfds_testing
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 16, 30  # 1440 values per frame: mean differences of 0.02 and 0.005 are exact in uint8.
@@ -36,29 +35,7 @@ def _moving_triplet(rng, delta_sum):
 
 
 def build_tfds(data_dir, examples, name='pipeline_test_triplets', num_shards=None):
-  """Writes `examples` as a prepared TFDS triplet dataset; returns its version directory."""
-  flags = {'with_masks': 'masks' in examples[0], 'with_depth': 'depth' in examples[0]}
-  builder_name = name
-
-  class TestTriplets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    name = builder_name
-    VERSION = tfds.core.Version('1.0.0')
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features_lib.triplet_features(**flags))
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {'train': self._generate_examples()}
-
-    def _generate_examples(self):
-      for i, example in enumerate(examples):
-        yield '%05d' % i, example
-
-  builder = TestTriplets(data_dir=str(data_dir))
-  config = tfds.download.DownloadConfig(num_shards=num_shards) if num_shards else None
-  builder.download_and_prepare(download_config=config)
-  return builder.data_dir
+  return tfds_testing.build_tfds(data_dir, examples, name=name, num_shards=num_shards)
 
 
 def _params(**overrides):

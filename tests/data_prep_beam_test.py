@@ -127,6 +127,8 @@ def test_convert_command_line_prints_the_summary(tmp_path, capsys):
           '--data_dir=%s' % (tmp_path / 'out'), '--skip_bad',
           '--beam_runner=DirectRunner',
           '--beam_options=--direct_num_workers=1 --direct_running_mode=in_memory']
+  if 'manual_dir' not in convert.FLAGS:
+    convert.define_flags()
   try:
     convert.FLAGS(argv)
     convert.main(['convert'])

@@ -6,11 +6,10 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from depth_motion.data import features as features_lib
 from depth_motion.data import readers
 from depth_motion.data import struct2depth
+import tfds_testing
 
 H, W = 6, 8
 
@@ -45,32 +44,7 @@ def _examples(count, seed=0):
 
 
 def build_tfds(data_dir, examples, name='reader_test_triplets', num_shards=None):
-  """Writes `examples` as a prepared TFDS triplet dataset; returns its version directory."""
-  flags = {'with_masks': 'masks' in examples[0], 'with_depth': 'depth' in examples[0],
-           'with_egomotion': 'egomotion' in examples[0],
-           'with_object_translation': 'object_translation' in examples[0]}
-
-  builder_name = name
-
-  class TestTriplets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    name = builder_name
-    VERSION = tfds.core.Version('1.0.0')
-
-    def _info(self):
-      return tfds.core.DatasetInfo(builder=self, features=features_lib.triplet_features(**flags))
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {'train': self._generate_examples()}
-
-    def _generate_examples(self):
-      for i, example in enumerate(examples):
-        yield '%05d' % i, example
-
-  builder = TestTriplets(data_dir=str(data_dir))
-  config = tfds.download.DownloadConfig(num_shards=num_shards) if num_shards else None
-  builder.download_and_prepare(download_config=config)
-  return builder.data_dir
+  return tfds_testing.build_tfds(data_dir, examples, name=name, num_shards=num_shards)
 
 
 @pytest.fixture(scope='module')

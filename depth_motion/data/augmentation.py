@@ -45,6 +45,8 @@ borders of valid regions.
 
 import tensorflow as tf
 
+from depth_motion import geometry
+
 _IMAGE_KEYS_AREA = ('rgb', 'depth')
 _IMAGE_KEYS_NEAREST = ('mask', 'object_translation')
 _PASSIVE_KEYS = ('intrinsics_known', 'video_index')
@@ -118,24 +120,12 @@ def make_intrinsics_mat(intrinsics):
   """[..., 6] intrinsics vectors -> [..., 3, 3] matrices [[fx, 0, x0], [0, fy, y0], [0, 0, 1]]."""
   intrinsics = _as_intrinsics(intrinsics, 'make_intrinsics_mat')
   _, _, fx, fy, x0, y0 = tf.unstack(intrinsics, axis=-1)
-  zero = tf.zeros_like(fx)
-  one = tf.ones_like(fx)
-  rows = [tf.stack([fx, zero, x0], axis=-1),
-          tf.stack([zero, fy, y0], axis=-1),
-          tf.stack([zero, zero, one], axis=-1)]
-  return tf.stack(rows, axis=-2)
+  return geometry.make_intrinsics_matrix(fx, fy, x0, y0)
 
 
 def make_intrinsics_mat_inv(intrinsics):
   """The closed-form inverse of `make_intrinsics_mat(intrinsics)`, [..., 3, 3]."""
-  intrinsics = _as_intrinsics(intrinsics, 'make_intrinsics_mat_inv')
-  _, _, fx, fy, x0, y0 = tf.unstack(intrinsics, axis=-1)
-  zero = tf.zeros_like(fx)
-  one = tf.ones_like(fx)
-  rows = [tf.stack([1.0 / fx, zero, -x0 / fx], axis=-1),
-          tf.stack([zero, 1.0 / fy, -y0 / fy], axis=-1),
-          tf.stack([zero, zero, one], axis=-1)]
-  return tf.stack(rows, axis=-2)
+  return geometry.invert_intrinsics_matrix(make_intrinsics_mat(intrinsics))
 
 
 def _as_intrinsics(intrinsics, where):
