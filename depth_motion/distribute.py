@@ -40,6 +40,11 @@ def make_strategy(name='default', num_gpus=0, tpu=None, cpu_devices=0):
     return tf.distribute.OneDeviceStrategy(device)
   if name == 'mirrored':
     if cpu_devices > 1:
+      available = len(tf.config.list_logical_devices('CPU'))
+      if available < cpu_devices:
+        raise ValueError('cpu_devices=%d but TF has %d logical CPU devices: call '
+                         'distribute.split_cpu(%d) before TensorFlow initialises (train.py does '
+                         'it for --cpu_devices).' % (cpu_devices, available, cpu_devices))
       return tf.distribute.MirroredStrategy(['/cpu:%d' % i for i in range(cpu_devices)])
     if num_gpus > 0:
       available = len(tf.config.list_physical_devices('GPU'))

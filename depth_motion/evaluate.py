@@ -78,6 +78,9 @@ def _import_dataset_modules():
 def tfds_examples(dataset, data_dir=None, split='test'):
   """Yields the NumPy examples of a prepared TFDS triplet builder, in file order."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from data_prep import convert  # pylint: disable=g-import-not-at-top
+  # Our short names ('kitti') would otherwise reach TFDS's own datasets of that name.
+  dataset = convert.resolve_dataset_name(dataset)
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:

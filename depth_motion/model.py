@@ -230,7 +230,7 @@ def save_model_params(model_dir, model_params, extra=None):
   return path
 
 
-def _resolve_checkpoint(checkpoint):
+def resolve_checkpoint(checkpoint):
   """A model_dir or a checkpoint prefix -> (checkpoint prefix, model_dir)."""
   if tf.io.gfile.isdir(checkpoint):
     prefix = tf.train.latest_checkpoint(checkpoint)
@@ -262,7 +262,7 @@ def restore_model(checkpoint, params=None):
   Raises ValueError when the checkpoint does not fit the architecture, naming
   the variables that did not match.
   """
-  prefix, model_dir = _resolve_checkpoint(checkpoint)
+  prefix, model_dir = resolve_checkpoint(checkpoint)
   if params is None:
     params_path = os.path.join(model_dir, PARAMS_FILENAME)
     if tf.io.gfile.exists(params_path):

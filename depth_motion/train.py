@@ -16,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import tensorflow as tf
 
 from depth_motion import distribute
 from depth_motion import trainer as trainer_lib
@@ -56,12 +57,13 @@ flags.DEFINE_integer('seed', None, 'Random seed (weights, augmentation, noise).'
 flags.DEFINE_boolean('deterministic', False, 'Deterministic ops, no shuffling, and the input '
                      'position saved in checkpoints, so a resumed run matches an uninterrupted '
                      'one (slower).')
-flags.DEFINE_integer('max_consecutive_nonfinite', 20, 'Stop after this many consecutive steps '
-                     'with a non-finite loss or gradient (each is skipped).')
+flags.DEFINE_integer('max_consecutive_nonfinite', 20, 'Stop when more than this many consecutive '
+                     'steps have a non-finite loss or gradient (each is skipped).')
 flags.DEFINE_string('eval_protocol', None, 'After training, evaluate with this protocol of '
                     'depth_motion.evaluate (e.g. synthetic) on --eval_split and print the '
                     'metrics.')
-flags.DEFINE_string('eval_split', 'test', 'Split of --dataset for --eval_protocol.')
+flags.DEFINE_string('eval_split', None, 'Split of --dataset for --eval_protocol (default: the '
+                    "protocol's, e.g. eigen_test for kitti_eigen).")
 
 
 def config_from_flags():
@@ -81,6 +83,12 @@ def config_from_flags():
 
 def _evaluate_after_training(config):
   from depth_motion import evaluate  # pylint: disable=g-import-not-at-top
+  if not config.dataset:
+    logging.warning('--eval_protocol needs --dataset (a TFDS builder with ground truth); '
+                    'skipping the evaluation.')
+    return None
+  # The evaluation model is built anew; it computes in float32 whatever training used.
+  tf.keras.mixed_precision.set_global_policy('float32')
   results = evaluate.evaluate(
       checkpoint=config.model_dir, protocol=FLAGS.eval_protocol, dataset=config.dataset,
       data_dir=config.data_dir, split=FLAGS.eval_split,
@@ -97,7 +105,7 @@ def main(argv):
   config = config_from_flags()
   try:
     trainer = trainer_lib.Trainer(config)
-  except (trainer_lib.ConfigError, ValueError, AttributeError, TypeError) as e:
+  except trainer_lib.ConfigError as e:
     message = str(e).split('\n')[0]
     print('depth_motion.train: error: %s' % message, file=sys.stderr)
     sys.exit(2)

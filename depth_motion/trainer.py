@@ -20,6 +20,7 @@ global norm and takes the same skip decision.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -75,6 +76,16 @@ class TrainConfig:
   log_every_steps: Optional[int] = None
 
 
+def _differences(saved, current, prefix=''):
+  """'key: saved -> current' for every leaf that differs between two nested dicts."""
+  for key in sorted(set(saved) | set(current)):
+    a, b = saved.get(key), current.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      yield from _differences(a, b, prefix + key + '.')
+    elif a != b:
+      yield '%s%s: %r -> %r' % (prefix, key, a, b)
+
+
 def _format_duration(seconds):
   seconds = int(max(seconds, 0))
   hours, rest = divmod(seconds, 3600)
@@ -96,10 +107,13 @@ class Trainer:
                dataset_fn: Optional[Callable[[tf.distribute.InputContext],
                                              tf.data.Dataset]] = None):
     self.config = config
-    model_overrides, trainer_overrides = params_lib.split_model_and_trainer(
-        config.param_overrides)
-    self.trainer_params = params_lib.make_trainer_params(trainer_overrides)
-    self.model_params = params_lib.make_model_params(model_overrides)
+    try:
+      model_overrides, trainer_overrides = params_lib.split_model_and_trainer(
+          config.param_overrides)
+      self.trainer_params = params_lib.make_trainer_params(trainer_overrides)
+      self.model_params = params_lib.make_model_params(model_overrides)
+    except (AttributeError, TypeError, ValueError) as e:
+      raise ConfigError(str(e)) from None
     if config.train_steps is None:
       config.train_steps = self.trainer_params['max_steps']
     if config.init_ckpt is None and self.trainer_params['init_ckpt']:
@@ -116,9 +130,12 @@ class Trainer:
       # bfloat16 needs no loss scaling (TPU, Ampere+ GPUs, AVX512-BF16 CPUs).
       tf.keras.mixed_precision.set_global_policy('mixed_bfloat16')
 
-    self.strategy = distribute.make_strategy(
-        config.distribution_strategy, num_gpus=config.num_gpus, tpu=config.tpu,
-        cpu_devices=config.cpu_devices)
+    try:
+      self.strategy = distribute.make_strategy(
+          config.distribution_strategy, num_gpus=config.num_gpus, tpu=config.tpu,
+          cpu_devices=config.cpu_devices)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
     replicas = self.strategy.num_replicas_in_sync
     if config.batch_size % replicas:
       raise ConfigError('--batch_size=%d is not divisible by the %d replicas of the %s strategy.'
@@ -164,6 +181,34 @@ class Trainer:
     if not c.data_path and not c.dataset and not self.model_params['input']['data_path']:
       raise ConfigError('No training data: pass --dataset (a TFDS triplet builder, e.g. '
                         'synthetic_dynamic_scenes/demo) or --data_path (a struct2depth train.txt).')
+    if c.dataset and (c.data_path or self.model_params['input']['data_path']):
+      raise ConfigError('Pass either --dataset or --data_path (input.data_path), not both.')
+    if c.init_ckpt:
+      if c.init_ckpt_type == 'checkpoint':
+        try:
+          c.init_ckpt = model_lib.resolve_checkpoint(c.init_ckpt)[0]
+        except ValueError as e:
+          raise ConfigError('--init_ckpt: %s' % e) from None
+      elif not tf.io.gfile.exists(c.init_ckpt + '.index'):
+        raise ConfigError('--init_ckpt %s does not exist (expected the prefix of a TF '
+                          'checkpoint, i.e. %s.index).' % (c.init_ckpt, c.init_ckpt))
+    self._check_params_match_model_dir()
+
+  def _check_params_match_model_dir(self):
+    """A model_dir with checkpoints resumes only with the params it was trained with."""
+    c = self.config
+    path = os.path.join(c.model_dir, model_lib.PARAMS_FILENAME)
+    if not (tf.train.latest_checkpoint(c.model_dir) and tf.io.gfile.exists(path)):
+      return
+    with tf.io.gfile.GFile(path) as f:
+      saved = json.load(f).get('model', {})
+    current = dict(self.model_params, batch_size=saved.get('batch_size'))
+    differences = sorted(_differences(saved, current))
+    if differences:
+      raise ConfigError(
+          '--model_dir %s holds checkpoints trained with other params (%s); resume with the '
+          'same --param_overrides or use a new --model_dir.' %
+          (c.model_dir, '; '.join(differences[:5])))
 
   def _default_dataset_fn(self):
     from depth_motion.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -200,29 +245,50 @@ class Trainer:
       objects['iterator'] = iterator
     return tf.train.Checkpoint(**objects)
 
-  def _restore_or_initialize(self, manager):
-    """Resumes from the newest readable checkpoint, else initialises from init_ckpt."""
-    for path in reversed(manager.checkpoints):
+  def _restore_or_initialize(self, checkpoint):
+    """Resumes from the newest readable checkpoint in model_dir, else initialises from init_ckpt.
+
+    Every worker reads the chief's checkpoints (a non-chief worker only writes to
+    a scratch directory). A checkpoint that cannot be read (truncated, garbled)
+    falls back to the previous one with a warning; one that does not fit the
+    model (another architecture or image size) is an error, so that a resume
+    never silently starts over and rotates the trained checkpoints away.
+    """
+    state = tf.train.get_checkpoint_state(self.config.model_dir)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if not paths and state and state.model_checkpoint_path:
+      paths = [state.model_checkpoint_path]
+    for path in reversed(paths):
       try:
-        manager.checkpoint.restore(path).expect_partial()
-        if path != manager.latest_checkpoint:
-          logging.warning('Resumed from %s because newer checkpoints could not be read.', path)
-        logging.info('Resumed from %s at step %d.', path, int(self.global_step.numpy()))
-        return path
+        checkpoint.restore(path).assert_existing_objects_matched()
+      except (AssertionError, ValueError) as e:
+        raise ConfigError('Checkpoint %s does not fit this model (%s); use the params it was '
+                          'trained with or a new --model_dir.' % (path, str(e).split('\n')[0])
+                          ) from None
       except Exception as e:  # pylint: disable=broad-except
-        # A truncated or garbled file raises OpError, ValueError, IndexError, ...
+        # A truncated or garbled file raises DataLossError, OpError, IndexError, ...
         logging.warning('Checkpoint %s is unreadable (%s); trying the previous one.', path,
                         str(e).split('\n')[0])
+        continue
+      if path != paths[-1]:
+        logging.warning('Resumed from %s because newer checkpoints could not be read.', path)
+      logging.info('Resumed from %s at step %d.', path, int(self.global_step.numpy()))
+      return path
+    if paths:
+      raise ConfigError('None of the %d checkpoints in %s could be read; move them away to '
+                        'start over.' % (len(paths), self.config.model_dir))
     c = self.config
     if c.init_ckpt:
       if c.init_ckpt_type == 'imagenet':
         names = checkpoints_lib.import_imagenet_checkpoint(c.init_ckpt, self.model.depth_net)
       elif c.init_ckpt_type == 'reference':
         names = checkpoints_lib.import_reference_checkpoint(
-            c.init_ckpt, depth_net=self.model.depth_net, motion_net=self.model.motion_net)
+            c.init_ckpt, depth_net=self.model.depth_net, motion_net=self.model.motion_net,
+            per_video_intrinsics=self.model.video_intrinsics)
       else:
-        tf.train.Checkpoint(model=self.model).read(c.init_ckpt).expect_partial()
-        names = ['model']
+        status = tf.train.Checkpoint(model=self.model).read(c.init_ckpt)
+        status.expect_partial().assert_existing_objects_matched()
+        names = [v.path for v in self.model.variables]
       logging.info('Initialised %d variables from %s (%s); starting at step 0.', len(names),
                    c.init_ckpt, c.init_ckpt_type)
     return None
@@ -299,11 +365,9 @@ class Trainer:
     scalars['optimizer/nonfinite_steps'] = int(self.nonfinite_count.numpy())
     scalars['speed/steps_per_sec'] = steps_per_sec
     scalars['speed/pairs_per_sec'] = steps_per_sec * self.config.batch_size
-    motion = self.model.motion_net
-    for name in ('rotation_scale', 'translation_scale'):
-      var = getattr(motion, name, None)
-      if var is not None:
-        scalars['scales/' + name] = float(tf.convert_to_tensor(var).numpy())
+    scales = self.model.motion_net.scales
+    scalars['Scales/rotation'] = float(tf.convert_to_tensor(scales.rotation).numpy())
+    scalars['Scales/translation'] = float(tf.convert_to_tensor(scales.translation).numpy())
     return scalars
 
   def _on_sigterm(self, signum, frame):  # pylint: disable=unused-argument
@@ -328,9 +392,8 @@ class Trainer:
     checkpoint = self._make_checkpoint(iterator if c.deterministic else None)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(self.write_dir, 'checkpoints') if not self.is_chief
-        else c.model_dir, max_to_keep=c.keep_checkpoints, step_counter=self.global_step,
-        checkpoint_interval=c.checkpoint_every_steps)
-    self._restore_or_initialize(manager)
+        else c.model_dir, max_to_keep=c.keep_checkpoints, step_counter=self.global_step)
+    self._restore_or_initialize(checkpoint)
     if self._step_fns is None:  # Built once: a second run() reuses the traced functions.
       self._step_fns = self._build_step_fns()
     step_fn, step_with_images_fn = self._step_fns
@@ -342,7 +405,7 @@ class Trainer:
     except ValueError:  # Not the main thread (e.g. a test runner thread).
       pass
 
-    start_step = step = int(self.global_step.numpy())
+    start_step = step = saved_step = int(self.global_step.numpy())
     log_every = c.log_every_steps or c.summary_every_steps
     consecutive_nonfinite = 0
     last_losses, last_finite_losses = {}, {}
@@ -370,7 +433,7 @@ class Trainer:
                             float(losses['total'].numpy()), float(grad_norm.numpy()),
                             consecutive_nonfinite, int(self.nonfinite_count.numpy()))
             if consecutive_nonfinite > c.max_consecutive_nonfinite:
-              manager.save(checkpoint_number=self.global_step, check_interval=False)
+              manager.save(checkpoint_number=self.global_step)
               raise NonFiniteError(
                   'Stopping: %d consecutive steps with non-finite loss or gradients (limit '
                   '--max_consecutive_nonfinite=%d). The last good weights are saved in %s; '
@@ -381,7 +444,9 @@ class Trainer:
           last_losses = losses
           if bool(applied.numpy()):
             last_finite_losses = losses
-          manager.save(checkpoint_number=self.global_step)
+          if step % c.checkpoint_every_steps == 0:
+            manager.save(checkpoint_number=self.global_step)
+            saved_step = step
           if want_summary or step % log_every == 0 or step == c.train_steps:
             now = time.time()
             steps_per_sec = (step - window_step) / max(now - window_start, 1e-9)
@@ -399,7 +464,8 @@ class Trainer:
                 ', '.join('%s %.4g' % (k, v) for k, v in sorted(numpy_losses.items())
                           if k != 'total' and '/' not in k and v != 0.0),
                 steps_per_sec, steps_per_sec * c.batch_size, _format_duration(remaining))
-      manager.save(checkpoint_number=self.global_step, check_interval=False)
+      if saved_step != step:
+        manager.save(checkpoint_number=self.global_step)
     finally:
       writer.flush()
       if previous_handler is not None:

@@ -2,8 +2,11 @@
 
 import json
 import os
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Nothing a test builds may land in the user's TFDS directory.
+os.environ.setdefault('TFDS_DATA_DIR', tempfile.mkdtemp(prefix='depth_motion_tests_tfds_'))
 
 import numpy as np
 import pytest

@@ -76,6 +76,8 @@ def test_use_mask_confines_residual_translation_to_dilated_objects():
   outside = np.ones((H, W), bool)
   outside[9:15, 19:27] = False
   assert np.all(residual[:, outside] == 0)
+  # auto_mask keeps the above-mean part of the field: some of the box must remain.
+  assert np.count_nonzero(residual[:, ~outside]) > 0
 
 
 def test_learned_intrinsics_average_both_directions():

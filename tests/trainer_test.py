@@ -1,6 +1,7 @@
 """Trainer: steps, resume, NaN skipping, preemption, bad configuration."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -134,7 +135,7 @@ def test_nonfinite_batch_is_skipped_and_training_continues(tmp_path, caplog):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   # And training goes on with the next good batch.
   more = trainer_lib.Trainer(_config(tmp_path / 'two', 3),
-                             dataset_fn=_dataset_fn([good, bad, good]))
+                             dataset_fn=_dataset_fn([good, bad]))
   assert more.run()['step'] == 3
 
 
@@ -150,17 +151,18 @@ def test_too_many_nonfinite_steps_stop_with_checkpoint(eager, tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path)) is not None
 
 
-def test_stop_request_saves_checkpoint(eager, tmp_path):
+def test_sigterm_saves_checkpoint_and_stops(eager, tmp_path):
   batches = [_batch(seed=i) for i in range(2)]
   trainer = trainer_lib.Trainer(_config(tmp_path, 100), dataset_fn=_dataset_fn(batches))
   original = trainer._build_step_fns
 
   def build_and_stop_after_first():
     plain, with_images = original()
+    del plain
 
     def stop_after(iterator):
       out = with_images(iterator)
-      trainer.request_stop()
+      os.kill(os.getpid(), signal.SIGTERM)  # what a preempting scheduler sends
       return out
     return stop_after, stop_after
   trainer._build_step_fns = build_and_stop_after_first
@@ -179,7 +181,33 @@ def test_corrupt_latest_checkpoint_falls_back(eager, tmp_path, caplog):
   resumed = trainer_lib.Trainer(_config(tmp_path, 3), dataset_fn=_dataset_fn(batches))
   resumed.run()
   assert int(resumed.global_step.numpy()) == 3
-  assert any('unreadable' in r.getMessage() for r in caplog.records)
+  messages = [r.getMessage() for r in caplog.records]
+  assert any('unreadable' in m for m in messages)
+  assert any('Resumed from' in m and m.split()[2].endswith('ckpt-2') for m in messages), messages
+
+
+def test_resume_with_other_params_is_refused(eager, tmp_path):
+  trainer_lib.Trainer(_config(tmp_path, 1), dataset_fn=_dataset_fn([_batch()])).run()
+  other = dict(TINY, loss_weights={'ssim': 1.0})
+  with pytest.raises(trainer_lib.ConfigError, match='loss_weights.ssim: 3.0 -> 1.0'):
+    trainer_lib.Trainer(_config(tmp_path, 2, other), dataset_fn=_dataset_fn([_batch()]))
+
+
+def test_init_from_our_checkpoint_starts_at_step_zero(eager, tmp_path):
+  source = trainer_lib.Trainer(_config(tmp_path / 'source', 2),
+                               dataset_fn=_dataset_fn([_batch()]))
+  source.run()
+  config = _config(tmp_path / 'target', 1, init_ckpt=str(tmp_path / 'source'),
+                   init_ckpt_type='checkpoint')
+  target = trainer_lib.Trainer(config, dataset_fn=_dataset_fn([_batch()]))
+  target._restore_or_initialize(target._make_checkpoint())
+  assert int(target.global_step.numpy()) == 0
+  for a, b in zip(_weights(source), _weights(target)):
+    np.testing.assert_array_equal(a, b)
+  missing = _config(tmp_path / 'x', 1, init_ckpt=str(tmp_path / 'nothing'),
+                    init_ckpt_type='reference')
+  with pytest.raises(trainer_lib.ConfigError, match='does not exist'):
+    trainer_lib.Trainer(missing, dataset_fn=_dataset_fn([_batch()]))
 
 
 @pytest.mark.parametrize('overrides,kwargs,message', [
