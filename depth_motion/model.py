@@ -94,6 +94,10 @@ class DepthMotionFieldModel(tf.keras.Model):
     }
     if self.video_intrinsics is not None:
       features['video_index'] = (tf.zeros([1], tf.int32),) * 2
+    if self.params['use_mask']:
+      features['mask'] = (tf.zeros([1, height, width, 1], tf.int32),) * 2
+    if not self.params['learn_egomotion']:
+      features['egomotion_mat'] = (tf.eye(4, batch_shape=[1]),) * 2
     self.compute_endpoints(features, step=0, training=False)
 
   def predict_depth(self, rgb, training=False, step=None):

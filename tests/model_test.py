@@ -70,13 +70,15 @@ def test_endpoints_structure_and_burnin(default_model):
 
 
 def test_use_mask_confines_residual_translation_to_dilated_objects():
-  model = model_lib.DepthMotionFieldModel(dict(SMALL, use_mask=True, foreground_dilation=1))
+  # auto_mask off: at random init it may zero the whole box, and we test the object mask here.
+  model = model_lib.DepthMotionFieldModel(dict(
+      SMALL, use_mask=True, foreground_dilation=1,
+      motion_prediction_params={'auto_mask': False}))
   model.build_for_size(H, W)
   residual = model.compute_endpoints(_features(), step=0)['residual_translation'][0].numpy()
   outside = np.ones((H, W), bool)
   outside[9:15, 19:27] = False
   assert np.all(residual[:, outside] == 0)
-  # auto_mask keeps the above-mean part of the field: some of the box must remain.
   assert np.count_nonzero(residual[:, ~outside]) > 0
 
 
@@ -159,3 +161,21 @@ def test_infer_egomotion_inverts_consistently(default_model):
   rot_back, _ = default_model.infer_egomotion(features['rgb'][1], features['rgb'][0])
   # Swapping the frames gives the inverse rotation (to the accuracy of the averaging).
   np.testing.assert_allclose(rot.numpy()[0] @ rot_back.numpy()[0], np.eye(3), atol=1e-3)
+
+
+def test_ground_truth_egomotion_replaces_the_prediction():
+  model = model_lib.DepthMotionFieldModel(dict(SMALL, learn_egomotion=False))
+  model.build_for_size(H, W)
+  features = _features()
+  angles = np.array([[0.01, -0.02, 0.03], [0.0, 0.05, 0.0]], np.float32)
+  motion = np.tile(np.eye(4, dtype=np.float32), [2, 1, 1])
+  motion[:, :3, :3] = geometry.matrix_from_angles(angles).numpy()
+  motion[:, :3, 3] = [[0.1, 0.2, 1.0], [0.0, 0.0, -0.5]]
+  inverse = np.linalg.inv(motion).astype(np.float32)
+  features['egomotion_mat'] = (tf.constant(motion), tf.constant(inverse))
+  endpoints = model.compute_endpoints(features, step=0)
+  np.testing.assert_allclose(endpoints['rotation'][0], angles, atol=1e-5)
+  np.testing.assert_allclose(endpoints['background_translation'][0][:, 0, 0], motion[:, :3, 3],
+                             atol=1e-6)
+  np.testing.assert_allclose(endpoints['background_translation'][1][:, 0, 0], inverse[:, :3, 3],
+                             atol=1e-5)
