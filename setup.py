@@ -17,6 +17,9 @@ setuptools.setup(
     install_requires=[
         "tensorflow>=2.16",
         "tensorflow-datasets>=4.9",
+        # TFDS 4.9 imports it for builders defined inside packages (ours) but does not
+        # declare it.
+        "importlib_resources",
         "tensorboard",
         "absl-py",
         "numpy",

@@ -110,7 +110,6 @@ class DepthMotionModule(tf.Module):
     size = params['image_preprocessing']
     self._height = int(size['image_height'])
     self._width = int(size['image_width'])
-    self._cascade = bool(params['cascade'])
     learn = params['learn_intrinsics']
     self._intrinsics_learned = bool(learn['enabled'] and not learn['per_video'])
     self.trained_height = tf.Variable(self._height, dtype=tf.int32, trainable=False,
@@ -136,19 +135,9 @@ class DepthMotionModule(tf.Module):
 
   def _motion_of_pair(self, frames):
     """frames: (frame1, depth1, frame2, depth2), each [h, w, C] of one pair."""
-    frame1, depth1, frame2, depth2 = (f[tf.newaxis] for f in frames)
-    if self._cascade:
-      frame1 = tf.concat([frame1, depth1], axis=-1)
-      frame2 = tf.concat([frame2, depth2], axis=-1)
-    pairs = tf.concat([tf.concat([frame1, frame2], axis=-1),
-                       tf.concat([frame2, frame1], axis=-1)], axis=0)
-    rotation, translation, residual, intrinsics = self.model.predict_motion(pairs)
-    rotations = geometry.matrix_from_angles(rotation)
-    translation = translation[:, 0, 0, :]
-    # As model.infer_egomotion: average 1->2 with the inverse of 2->1.
-    rot = 0.5 * (rotations[0] + tf.linalg.inv(rotations[1]))
-    trans = 0.5 * (translation[0] - tf.linalg.matvec(rot, translation[1]))
-    return rot, trans, residual[0], 0.5 * (intrinsics[0] + intrinsics[1])
+    motion = self.model.motion_between(*(f[tf.newaxis] for f in frames))
+    return (motion['rotation_matrix'][0], motion['translation'][0],
+            motion['residual_translation'][0], motion['intrinsics'][0])
 
   def _pair_motions(self, x1, depth1, x2, depth2):
     """Motion outputs of the pairs (x1[i], x2[i]), one pair at a time (per-pair auto mask)."""

@@ -194,15 +194,17 @@ class DepthMotionFieldModel(tf.keras.Model):
   def call(self, features, training=False, step=0):
     return self.compute_endpoints(features, step, training=training)
 
-  def infer_egomotion(self, rgb1, rgb2):
-    """Camera motion 1->2 as (rotation matrix [B,3,3], translation [B,3]).
+  def motion_between(self, rgb1, depth1, rgb2, depth2):
+    """Motion 1->2 from both orderings of the pairs (rgb1[i], rgb2[i]) with their depths.
 
     Averages the forward estimate with the inverse of the backward one,
     R = (R12 + R21^-1)/2 and t = (t12 - R t21)/2, which is what the
     reference's `infer_egomotion` intended (SPEC 7) but ran on another network.
+    Returns a dict: `rotation_matrix` [B,3,3], `translation` [B,3],
+    `residual_translation` [B,H,W,3] (1->2) and `intrinsics` [B,3,3] (the
+    average of both orderings' predictions). The auto-mask threshold is taken
+    over the whole batch, as in training.
     """
-    depth = self.predict_depth(tf.concat([rgb1, rgb2], axis=0))
-    depth1, depth2 = tf.split(depth, 2, axis=0)
     if self.params['cascade']:
       frame1 = tf.concat([rgb1, depth1], axis=-1)
       frame2 = tf.concat([rgb2, depth2], axis=-1)
@@ -210,12 +212,22 @@ class DepthMotionFieldModel(tf.keras.Model):
       frame1, frame2 = rgb1, rgb2
     pairs = tf.concat([tf.concat([frame1, frame2], axis=-1),
                        tf.concat([frame2, frame1], axis=-1)], axis=0)
-    rotation, translation, _, _ = self.predict_motion(pairs)
+    rotation, translation, residual, intrinsics = self.predict_motion(pairs)
     rot12, rot21 = tf.split(geometry.matrix_from_angles(rotation), 2, axis=0)
     trans12, trans21 = tf.split(translation[:, 0, 0, :], 2, axis=0)
     rot = 0.5 * (rot12 + tf.linalg.inv(rot21))
-    trans = 0.5 * (trans12 - tf.linalg.matvec(rot, trans21))
-    return rot, trans
+    return {
+        'rotation_matrix': rot,
+        'translation': 0.5 * (trans12 - tf.linalg.matvec(rot, trans21)),
+        'residual_translation': tf.split(residual, 2, axis=0)[0],
+        'intrinsics': 0.5 * tf.add_n(tf.split(intrinsics, 2, axis=0)),
+    }
+
+  def infer_egomotion(self, rgb1, rgb2):
+    """Camera motion 1->2 as (rotation matrix [B,3,3], translation [B,3]); see motion_between."""
+    depth1, depth2 = tf.split(self.predict_depth(tf.concat([rgb1, rgb2], axis=0)), 2, axis=0)
+    motion = self.motion_between(rgb1, depth1, rgb2, depth2)
+    return motion['rotation_matrix'], motion['translation']
 
 
 PARAMS_FILENAME = 'params.json'

@@ -240,3 +240,9 @@ def test_cli_rejects_bad_flags_with_one_line(tmp_path):
                   '--distribution_strategy=mirrored', '--cpu_devices=2', '--batch_size=3')
   assert proc.returncode == 2
   assert 'not divisible' in proc.stderr
+  empty = tmp_path / 'train.txt'
+  empty.write_text('\n')
+  proc = _run_cli('--model_dir=%s' % (tmp_path / 'm'), '--data_path=%s' % empty)
+  assert proc.returncode == 2
+  error_lines = [l for l in proc.stderr.splitlines() if 'depth_motion.train: error' in l]
+  assert len(error_lines) == 1 and 'no examples' in error_lines[0].lower(), proc.stderr[-2000:]
