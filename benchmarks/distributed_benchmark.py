@@ -13,6 +13,7 @@ Usage (from the repository root):
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,8 +70,11 @@ def _train(strategy_name, model_dir, steps, cpu_devices=0):
 def run_mirrored(steps):
   from depth_motion import distribute  # pylint: disable=g-import-not-at-top
   distribute.split_cpu(2)
-  trainer, seconds = _train('mirrored', tempfile.mkdtemp(prefix='mirrored_'), steps,
-                            cpu_devices=2)
+  model_dir = tempfile.mkdtemp(prefix='mirrored_')
+  try:
+    trainer, seconds = _train('mirrored', model_dir, steps, cpu_devices=2)
+  finally:  # A checkpoint of the full model is ~700 MB.
+    shutil.rmtree(model_dir, ignore_errors=True)
   strategy = trainer.strategy
   difference = 0.0
   for variable in trainer.model.trainable_variables:
@@ -103,11 +107,14 @@ def run_multi_worker(steps):
       [sys.executable, '-m', 'benchmarks.distributed_benchmark', '--role=worker',
        '--index=%d' % i, '--ports=%d,%d' % tuple(ports), '--model_dir=%s' % work,
        '--out=%s' % outs[i], '--steps=%d' % steps]) for i in range(2)]
-  codes = [p.wait(timeout=900) for p in procs]
-  if any(codes):
-    return {'error': 'worker exit codes %s' % codes}
-  weights = [np.load(o) for o in outs]
-  keys = [k for k in weights[0].files if k.startswith('w')]
+  try:
+    codes = [p.wait(timeout=900) for p in procs]
+    if any(codes):
+      return {'error': 'worker exit codes %s' % codes}
+    weights = [dict(np.load(o)) for o in outs]
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+  keys = [k for k in weights[0] if k.startswith('w')]
   difference = max(float(np.max(np.abs(weights[0][k] - weights[1][k]))) for k in keys)
   return {'workers': 2, 'steps_per_sec': 1.0 / float(weights[0]['seconds']),
           'max_weight_difference_across_workers': difference}

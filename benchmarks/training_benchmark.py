@@ -16,6 +16,7 @@ Usage (from the repository root):
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -76,7 +77,10 @@ def main():
           param_overrides=params, dataset='benchmark', batch_size=batch_size,
           train_steps=args.steps + args.warmup, summary_every_steps=summary_every,
           checkpoint_every_steps=10**9, seed=0)
-      seconds[name] = _timed_run(config, dataset_fn, args.warmup)
+      try:
+        seconds[name] = _timed_run(config, dataset_fn, args.warmup)
+      finally:  # A checkpoint of the full model is ~700 MB.
+        shutil.rmtree(config.model_dir, ignore_errors=True)
     results.append({
         'batch_size': batch_size,
         'image_size': [128, 416],

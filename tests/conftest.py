@@ -1,12 +1,16 @@
 """Shared test setup: quiet TF logs, deterministic seeds, the golden parity data."""
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Nothing a test builds may land in the user's TFDS directory.
-os.environ.setdefault('TFDS_DATA_DIR', tempfile.mkdtemp(prefix='depth_motion_tests_tfds_'))
+if 'TFDS_DATA_DIR' not in os.environ:
+  os.environ['TFDS_DATA_DIR'] = tempfile.mkdtemp(prefix='depth_motion_tests_tfds_')
+  atexit.register(shutil.rmtree, os.environ['TFDS_DATA_DIR'], True)
 
 import numpy as np
 import pytest

@@ -43,6 +43,7 @@ def _dataset_fn(batches):
 
 def _config(model_dir, steps, overrides=None, **kwargs):
   kwargs.setdefault('batch_size', 2)
+  kwargs.setdefault('keep_checkpoints', 2)  # ~700 MB each
   # Summaries every step: only one step function is traced, which keeps the tests fast.
   kwargs.setdefault('summary_every_steps', 1)
   return trainer_lib.TrainConfig(model_dir=str(model_dir), param_overrides=overrides or TINY,
