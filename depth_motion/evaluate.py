@@ -51,6 +51,7 @@ import cv2
 import numpy as np
 
 from depth_motion import export as export_lib
+from depth_motion.data import struct2depth
 from depth_motion.evaluation import metrics as metrics_lib
 from depth_motion.evaluation import motion_metrics
 from depth_motion.evaluation import protocols as protocols_lib
@@ -133,19 +134,13 @@ def struct2depth_examples(data_path, gt_depth_path=None):
   three frames side by side, and `<frame_id>_cam.txt`, 9 comma-separated
   numbers (row-major K); `<frame_id>-fseg.png` masks are read when present.
   """
-  if not os.path.isfile(data_path):
-    raise ValueError('data_path %s is not a file (expected a train.txt-style list).' % data_path)
+  data_path = struct2depth.resolve_list_file(data_path)
   root = os.path.dirname(os.path.abspath(data_path))
   entries = []
-  with open(data_path, encoding='utf-8') as f:
-    for number, line in enumerate(f, 1):
-      words = line.split()
-      if not words:
-        continue
-      if len(words) != 2:
-        raise ValueError('%s line %d: expected "<subfolder> <frame_id>", got %r.' %
-                         (data_path, number, line.strip()))
-      entries.append(words)
+  for _, folder, frame_id, problem in struct2depth.read_list_file(data_path):
+    if problem:
+      raise ValueError(problem)
+    entries.append((folder, frame_id))
   if not entries:
     raise ValueError('data_path %s lists no examples.' % data_path)
   gt_depths = load_gt_depths(gt_depth_path) if gt_depth_path else None
@@ -164,11 +159,11 @@ def struct2depth_examples(data_path, gt_depth_path=None):
     cam_path = stem + '_cam.txt'
     if os.path.exists(cam_path):
       with open(cam_path, encoding='utf-8') as f:
-        values = [float(v) for v in f.read().replace('\n', ',').split(',') if v.strip()]
-      if len(values) != 9:
-        raise ValueError('%s: expected 9 comma-separated numbers, got %d.' % (cam_path,
-                                                                               len(values)))
-      example['intrinsics'] = np.array([values[0], values[4], values[2], values[5]], np.float32)
+        try:
+          fx, fy, x0, y0 = struct2depth.parse_cam_file(f.read(), cam_path)
+        except Exception as e:  # pylint: disable=broad-except
+          raise ValueError(str(e)) from None
+      example['intrinsics'] = np.array([fx, fy, x0, y0], np.float32)
       example['intrinsics_known'] = True
     mask_path = stem + '-fseg.png'
     if os.path.exists(mask_path):
