@@ -37,6 +37,9 @@ flags.DEFINE_integer('batch_size', 16, 'Global batch size in frame pairs (split 
 flags.DEFINE_integer('train_steps', None, 'Number of training steps (default: the trainer '
                      'param max_steps, 1,000,000).')
 flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate (constant, as the reference).')
+flags.DEFINE_integer('learning_rate_warmup_steps', 0, 'Ramp the learning rate linearly from '
+                     '0 to --learning_rate over this many updates (0: constant from the '
+                     'first step, as the reference).')
 flags.DEFINE_enum('distribution_strategy', 'default', list(distribute.STRATEGIES),
                   'tf.distribute strategy. multi_worker_mirrored reads TF_CONFIG.')
 flags.DEFINE_string('tpu', None, 'TPU name or address for --distribution_strategy=tpu.')
@@ -71,7 +74,9 @@ def config_from_flags():
       model_dir=FLAGS.model_dir, param_overrides=FLAGS.param_overrides or None,
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, split=FLAGS.split,
       data_path=FLAGS.data_path, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
-      learning_rate=FLAGS.learning_rate, distribution_strategy=FLAGS.distribution_strategy,
+      learning_rate=FLAGS.learning_rate,
+      learning_rate_warmup_steps=FLAGS.learning_rate_warmup_steps,
+      distribution_strategy=FLAGS.distribution_strategy,
       tpu=FLAGS.tpu, num_gpus=FLAGS.num_gpus, cpu_devices=FLAGS.cpu_devices,
       init_ckpt=FLAGS.init_ckpt, init_ckpt_type=FLAGS.init_ckpt_type,
       checkpoint_every_steps=FLAGS.checkpoint_every_steps,

@@ -60,6 +60,7 @@ class TrainConfig:
   batch_size: int = 16
   train_steps: Optional[int] = None
   learning_rate: float = 2e-4
+  learning_rate_warmup_steps: int = 0
   distribution_strategy: str = 'default'
   tpu: Optional[str] = None
   num_gpus: int = 0
@@ -74,6 +75,28 @@ class TrainConfig:
   deterministic: bool = False
   max_consecutive_nonfinite: int = 20
   log_every_steps: Optional[int] = None
+
+
+class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """`peak * min(1, (n + 1) / warmup_steps)` at the optimizer's update count n.
+
+  Not in the reference, which trains at a constant rate; `--learning_rate_warmup_steps`
+  (default 0: off) turns it on. Adam's first updates move every weight by about the
+  learning rate whatever its gradient; in short, high-rate runs (the demo) that pushed the
+  motion net's deep ReLU biases below their tiny inputs, leaving a net whose output does
+  not depend on the frame order.
+  """
+
+  def __init__(self, peak, warmup_steps):
+    self.peak = float(peak)
+    self.warmup_steps = int(warmup_steps)
+
+  def __call__(self, step):
+    progress = (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps)
+    return self.peak * tf.minimum(1.0, progress)
+
+  def get_config(self):
+    return {'peak': self.peak, 'warmup_steps': self.warmup_steps}
 
 
 def _differences(saved, current, prefix=''):
@@ -153,8 +176,11 @@ class Trainer:
       self.model.build_for_size(size['image_height'], size['image_width'])
       self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      learning_rate = config.learning_rate
+      if config.learning_rate_warmup_steps:
+        learning_rate = LinearWarmup(config.learning_rate, config.learning_rate_warmup_steps)
       self.optimizer = tf.keras.optimizers.Adam(
-          learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+          learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
       self.optimizer.build(self.model.trainable_variables)
       self.nonfinite_count = tf.Variable(0, dtype=tf.int64, trainable=False,
                                          name='nonfinite_count',
@@ -170,6 +196,9 @@ class Trainer:
       raise ConfigError('--batch_size must be positive, got %d.' % c.batch_size)
     if c.train_steps <= 0:
       raise ConfigError('--train_steps must be positive, got %d.' % c.train_steps)
+    if c.learning_rate_warmup_steps < 0:
+      raise ConfigError('--learning_rate_warmup_steps must be >= 0, got %d.' %
+                        c.learning_rate_warmup_steps)
     if c.init_ckpt_type and c.init_ckpt_type not in INIT_CKPT_TYPES:
       raise ConfigError('--init_ckpt_type must be one of %s, got %r.' %
                         (', '.join(INIT_CKPT_TYPES), c.init_ckpt_type))
@@ -357,10 +386,13 @@ class Trainer:
 
   # ------------------------------------------------------------------ loop --
 
+  def current_learning_rate(self):
+    """The rate of the next update (the warm-up schedule's value, when there is one)."""
+    return float(tf.convert_to_tensor(self.optimizer.learning_rate).numpy())
+
   def _scalars(self, losses, grad_norm, steps_per_sec):
     scalars = {(k if '/' in k else 'loss/' + k): v for k, v in losses.items()}
-    scalars['optimizer/learning_rate'] = float(
-        tf.convert_to_tensor(self.optimizer.learning_rate).numpy())
+    scalars['optimizer/learning_rate'] = self.current_learning_rate()
     scalars['optimizer/gradient_norm'] = grad_norm
     scalars['optimizer/nonfinite_steps'] = int(self.nonfinite_count.numpy())
     scalars['speed/steps_per_sec'] = steps_per_sec

@@ -106,6 +106,24 @@ def test_optimizer_matches_reference_settings(tmp_path):
   assert trainer.trainer_params['clip_gradients'] == 10.0
 
 
+def test_learning_rate_warmup_ramps_linearly_and_resumes(eager, tmp_path):
+  schedule = trainer_lib.LinearWarmup(1e-3, 4)
+  np.testing.assert_allclose([float(schedule(n)) for n in range(6)],
+                             [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+  batches = [_batch(seed=i) for i in range(2)]
+  config = _config(tmp_path, 2, learning_rate=1e-3, learning_rate_warmup_steps=4)
+  trainer = trainer_lib.Trainer(config, dataset_fn=_dataset_fn(batches))
+  assert trainer.current_learning_rate() == pytest.approx(2.5e-4)
+  trainer.run()
+  assert trainer.current_learning_rate() == pytest.approx(7.5e-4)
+  # The schedule runs on the optimizer's update count, which the checkpoint holds.
+  resumed = trainer_lib.Trainer(_config(tmp_path, 3, learning_rate=1e-3,
+                                        learning_rate_warmup_steps=4),
+                                dataset_fn=_dataset_fn(batches))
+  resumed._restore_or_initialize(resumed._make_checkpoint())
+  assert resumed.current_learning_rate() == pytest.approx(7.5e-4)
+
+
 def test_resume_matches_uninterrupted_run(eager, tmp_path):
   batches = [_batch(seed=i) for i in range(4)]
   straight = trainer_lib.Trainer(_config(tmp_path / 'a', 4), dataset_fn=_dataset_fn(batches))
@@ -215,6 +233,7 @@ def test_init_from_our_checkpoint_starts_at_step_zero(eager, tmp_path):
     ({'loss_weights': {'no_such_weight': 1.0}}, {}, 'no_such_weight'),
     (None, {'batch_size': 0}, 'batch_size'),
     (None, {'init_ckpt': '/x', 'init_ckpt_type': None}, 'init_ckpt_type'),
+    (None, {'learning_rate_warmup_steps': -1}, 'learning_rate_warmup_steps'),
 ])
 def test_bad_configuration_fails_before_compute(tmp_path, overrides, kwargs, message):
   config = trainer_lib.TrainConfig(model_dir=str(tmp_path), param_overrides=overrides,
