@@ -82,9 +82,9 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
 
   Not in the reference, which trains at a constant rate; `--learning_rate_warmup_steps`
   (default 0: off) turns it on. Adam's first updates move every weight by about the
-  learning rate whatever its gradient; in short, high-rate runs (the demo) that pushed the
-  motion net's deep ReLU biases below their tiny inputs, leaving a net whose output does
-  not depend on the frame order.
+  learning rate whatever its gradient. In short runs at raised rates they pushed the motion
+  net's deep ReLU biases below their small inputs and killed those units; a warm-up kept
+  them alive.
   """
 
   def __init__(self, peak, warmup_steps):
