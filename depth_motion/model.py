@@ -124,15 +124,8 @@ class DepthMotionFieldModel(tf.keras.Model):
     if 'depth' in features:
       endpoints['groundtruth_depth'] = tuple(features['depth'])
 
-    if p['cascade']:
-      per_frame = [tf.concat([features['rgb'][i], predicted_depth[i]], axis=-1)
-                   for i in range(2)]
-    else:
-      per_frame = list(features['rgb'])
-    forward = tf.concat(per_frame, axis=0)
-    backward = tf.concat(per_frame[::-1], axis=0)
-    pairs = tf.concat([forward, backward], axis=-1)
-
+    pairs = self.motion_pairs(features['rgb'][0], predicted_depth[0], features['rgb'][1],
+                              predicted_depth[1])
     rotation, translation, residual, learned_k = self.predict_motion(pairs, training=training)
 
     residual = residual * motion_burnin_factor(step, p['motion_field_burnin_steps'])
@@ -194,6 +187,15 @@ class DepthMotionFieldModel(tf.keras.Model):
   def call(self, features, training=False, step=0):
     return self.compute_endpoints(features, step, training=training)
 
+  def motion_pairs(self, rgb1, depth1, rgb2, depth2):
+    """The motion net's input [2B,H,W,2C]: (frame1 ‖ frame2) for the first B items, then
+    (frame2 ‖ frame1); a frame is its RGB, with its depth appended when `cascade`."""
+    if self.params['cascade']:
+      rgb1 = tf.concat([rgb1, depth1], axis=-1)
+      rgb2 = tf.concat([rgb2, depth2], axis=-1)
+    return tf.concat([tf.concat([rgb1, rgb2], axis=-1), tf.concat([rgb2, rgb1], axis=-1)],
+                     axis=0)
+
   def motion_between(self, rgb1, depth1, rgb2, depth2):
     """Motion 1->2 from both orderings of the pairs (rgb1[i], rgb2[i]) with their depths.
 
@@ -205,13 +207,7 @@ class DepthMotionFieldModel(tf.keras.Model):
     average of both orderings' predictions). The auto-mask threshold is taken
     over the whole batch, as in training.
     """
-    if self.params['cascade']:
-      frame1 = tf.concat([rgb1, depth1], axis=-1)
-      frame2 = tf.concat([rgb2, depth2], axis=-1)
-    else:
-      frame1, frame2 = rgb1, rgb2
-    pairs = tf.concat([tf.concat([frame1, frame2], axis=-1),
-                       tf.concat([frame2, frame1], axis=-1)], axis=0)
+    pairs = self.motion_pairs(rgb1, depth1, rgb2, depth2)
     rotation, translation, residual, intrinsics = self.predict_motion(pairs)
     rot12, rot21 = tf.split(geometry.matrix_from_angles(rotation), 2, axis=0)
     trans12, trans21 = tf.split(translation[:, 0, 0, :], 2, axis=0)
