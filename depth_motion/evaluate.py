@@ -159,10 +159,7 @@ def struct2depth_examples(data_path, gt_depth_path=None):
     cam_path = stem + '_cam.txt'
     if os.path.exists(cam_path):
       with open(cam_path, encoding='utf-8') as f:
-        try:
-          fx, fy, x0, y0 = struct2depth.parse_cam_file(f.read(), cam_path)
-        except Exception as e:  # pylint: disable=broad-except
-          raise ValueError(str(e)) from None
+        fx, fy, x0, y0 = struct2depth.parse_cam_file(f.read(), cam_path)
       example['intrinsics'] = np.array([fx, fy, x0, y0], np.float32)
       example['intrinsics_known'] = True
     mask_path = stem + '-fseg.png'

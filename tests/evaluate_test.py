@@ -316,6 +316,13 @@ def test_struct2depth_list_with_ground_truth(tmp_path, tiny_model):
                           protocol='waymo')
 
 
+def test_struct2depth_bad_cam_file_is_a_value_error_naming_it(tmp_path):
+  data_path, _ = _write_struct2depth(tmp_path, (H, W))
+  (tmp_path / 'seq' / '0000000001_cam.txt').write_text('50.0,0.0,32.0')
+  with pytest.raises(ValueError, match=r'0000000001_cam\.txt: expected 9 comma-separated'):
+    list(evaluate_lib.struct2depth_examples(data_path))
+
+
 def test_bad_checkpoints_are_rejected_clearly(tmp_path, synthetic_dir):
   dense = keras.Sequential([keras.layers.Dense(2)])
   dense.build((None, 3))

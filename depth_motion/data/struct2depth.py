@@ -61,8 +61,8 @@ _IO_THREADS = 16
 _MAX_LISTED_PROBLEMS = 5
 
 
-class _BadExample(Exception):
-  """One example's problem: the file and what is wrong with it."""
+class _BadExample(ValueError):
+  """One example's problem: the file and what is wrong with it (a ValueError for callers)."""
 
 
 def _png_size(path):
