@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep import common
+from depth_motion.data import struct2depth as struct2depth_reader
 
 # DAML's substitute for the empty intrinsics file of this one KITTI sample.
 _PATCHED_SAMPLE = ('2011_09_26_drive_0001_sync_02', '0000000001')
@@ -102,14 +103,6 @@ def folders_of(root, samples):
   return [Folder(root, sub, tuple(frames)) for sub, frames in groups.items()]
 
 
-def parse_intrinsics_text(text):
-  """(fx, fy, x0, y0) of a '_cam.txt' (9 comma-separated numbers); ValueError if malformed."""
-  values = [float(v) for v in text.replace('\n', ',').split(',') if v.strip()]
-  if len(values) != 9:
-    raise ValueError('expected 9 comma-separated numbers, got %d' % len(values))
-  return common.intrinsics_vector(values[0], values[4], values[2], values[5])
-
-
 def split_strip(strip, where):
   if strip.shape[1] % 3:
     raise ValueError('%s: strip width %d is not a multiple of 3' % (where, strip.shape[1]))
@@ -136,7 +129,7 @@ def process_folder(config, folder, tally):
       text = common.read_text(cam_path)
       if not text.strip() and (folder.subfolder, frame_id) == _PATCHED_SAMPLE:
         text = ','.join(repr(v) for v in _PATCHED_INTRINSICS)
-      intrinsics = parse_intrinsics_text(text)
+      intrinsics = common.intrinsics_vector(*struct2depth_reader.parse_cam_file(text, cam_path))
     except common.FILE_ERRORS + (ValueError,) as e:
       tally.bad(cam_path, 'cannot read the intrinsics: %s' % e, 'unreadable intrinsics')
       continue

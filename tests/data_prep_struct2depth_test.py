@@ -47,11 +47,16 @@ def test_list_file_with_a_bad_line_is_a_clear_error(tmp_path):
     struct2depth.read_list(str(path))
 
 
-def test_intrinsics_text_and_the_daml_patch(tmp_path):
-  np.testing.assert_allclose(
-      struct2depth.parse_intrinsics_text(
-          '565.63,0.0,222.8240625,0.0,566.3254476497139,64.142125,0.0,0.0,1.0'),
-      [565.63, 566.3254476497139, 222.8240625, 64.142125])
+def test_cam_file_with_one_row_per_line_is_read_like_the_one_line_form(tmp_path):
+  struct2depth.write_sample_tree(str(tmp_path / 'raw'), folders=(('seq', 1),), with_masks=False)
+  (tmp_path / 'raw' / 'seq' / '0000000001_cam.txt').write_text(
+      '565.63,0.0,222.8240625\n0.0,566.3254476497139,64.142125\n0.0,0.0,1.0\n')
+  (example,) = common.read_examples(_prepare(tmp_path), 'train')
+  np.testing.assert_allclose(example['intrinsics'],
+                             [565.63, 566.3254476497139, 222.8240625, 64.142125], rtol=1e-6)
+
+
+def test_the_empty_cam_file_of_the_known_corrupt_sample_gets_the_daml_patch(tmp_path):
   root = tmp_path / 'raw'
   sub = root / '2011_09_26_drive_0001_sync_02'
   sub.mkdir(parents=True)

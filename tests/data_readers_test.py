@@ -299,3 +299,19 @@ def test_struct2depth_decoding_checks_the_header_size(s2d):
                                                                        np.uint8))
   with pytest.raises(tf.errors.InvalidArgumentError, match=r'kitti_02/0000000001\.png'):
     source.parse(tf.constant(2, tf.int64))
+
+
+def test_cam_file_parser_reads_one_line_or_rows_and_rejects_bad_values():
+  one_line = '565.63,0.0,222.8,0.0,566.3,64.1,0.0,0.0,1.0'
+  rows = '565.63, 0.0, 222.8\r\n0.0, 566.3, 64.1\r\n0.0, 0.0, 1.0\r\n'
+  assert struct2depth.parse_cam_file(one_line) == (565.63, 566.3, 222.8, 64.1)
+  assert struct2depth.parse_cam_file(rows) == (565.63, 566.3, 222.8, 64.1)
+  bad = {
+      '565.63,0.0,222.8': 'a/x_cam.txt: expected 9 comma-separated numbers',
+      one_line.replace('222.8', 'abc'): 'a/x_cam.txt: not 9 numbers',
+      one_line.replace('64.1', 'nan'): 'a/x_cam.txt: non-finite value',
+      one_line.replace('566.3', '-566.3'): 'a/x_cam.txt: focal lengths must be positive',
+  }
+  for content, message in bad.items():
+    with pytest.raises(ValueError, match=message):
+      struct2depth.parse_cam_file(content, 'a/x_cam.txt')

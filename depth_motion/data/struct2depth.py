@@ -76,8 +76,14 @@ def _png_size(path):
 
 
 def parse_cam_file(content, path='_cam.txt'):
-  """The (fx, fy, x0, y0) of a `_cam.txt` holding 9 comma-separated floats."""
-  words = [w.strip() for w in content.strip().split(',')]
+  """The (fx, fy, x0, y0) of a `_cam.txt`: a row-major 3x3 matrix of 9 numbers.
+
+  Numbers are separated by commas (struct2depth writes one line) or newlines
+  (one row per line, commas within). Non-finite values and focal lengths that
+  are not positive are errors naming `path`. The reader, the converter and
+  evaluate share this parser.
+  """
+  words = [w.strip() for w in content.strip().replace('\r\n', '\n').replace('\n', ',').split(',')]
   if len(words) != 9:
     raise _BadExample('%s: expected 9 comma-separated numbers (a row-major 3x3 matrix), got '
                       '%d: %r' % (path, len([w for w in words if w]), content[:200]))
