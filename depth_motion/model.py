@@ -118,6 +118,9 @@ class DepthMotionFieldModel(tf.keras.Model):
     step = tf.cast(step, tf.float32)
     rgb_stack = tf.concat(features['rgb'], axis=0)
     depth_stack = self.predict_depth(rgb_stack, training=training, step=step)
+    if p['depth_stop_gradient_steps']:
+      depth_stack = tf.where(step < float(p['depth_stop_gradient_steps']),
+                             tf.stop_gradient(depth_stack), depth_stack)
     predicted_depth = tuple(tf.split(depth_stack, 2, axis=0))
 
     endpoints = {'rgb': tuple(features['rgb']), 'predicted_depth': predicted_depth}
@@ -129,6 +132,10 @@ class DepthMotionFieldModel(tf.keras.Model):
     rotation, translation, residual, learned_k = self.predict_motion(pairs, training=training)
 
     residual = residual * motion_burnin_factor(step, p['motion_field_burnin_steps'])
+    if p['non_forward_motion_burnin_steps']:
+      ramp = motion_burnin_factor(step, p['non_forward_motion_burnin_steps'])
+      rotation = rotation * ramp
+      translation = translation * tf.stack([ramp, ramp, tf.constant(1.0)])
 
     if not p['learn_egomotion']:
       if 'egomotion_mat' not in features:

@@ -78,6 +78,19 @@ DEFAULT_PARAMS = {
 # that one override mechanism serves both, and each defaults to the reference's
 # behaviour unless noted. Kept separate so DEFAULT_PARAMS stays an exact copy.
 EXTRA_PARAMS = {
+    # Curricula for short runs from scratch (ours; 0 = off, the reference).
+    # No gradient reaches the depth net for the first `depth_stop_gradient_steps`
+    # steps, so the motion net learns the camera's direction of travel against
+    # a still depth map before depth adapts to it; trained together from step
+    # 0, depth moves faster and the motion net can stay stuck predicting the
+    # same motion for both frame orders (see the README's demo).
+    'depth_stop_gradient_steps': 0,
+    # The camera rotation and the x, y components of the camera translation
+    # are multiplied by the motion-field burn-in ramp over these steps (0 until
+    # half-way, then linearly to 1), so early on the motion net only predicts
+    # forward translation. From scratch, those components draw large gradients
+    # that are not opposite for the two frame orders.
+    'non_forward_motion_burnin_steps': 0,
     'input': {
         # Use both adjacent pairs (t-1,t) and (t,t+1) of a triplet; the
         # reference uses only the first (SPEC 9.11).

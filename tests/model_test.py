@@ -69,6 +69,41 @@ def test_endpoints_structure_and_burnin(default_model):
   assert np.count_nonzero(early['residual_translation'][0].numpy()) == 0
 
 
+def test_non_forward_motion_burnin_ramps_rotation_and_lateral_translation(default_model):
+  features = _features()
+  plain = default_model.compute_endpoints(features, step=0, training=False)
+  ramped = model_lib.DepthMotionFieldModel(dict(SMALL, non_forward_motion_burnin_steps=100))
+  ramped.build_for_size(H, W)
+  ramped.set_weights(default_model.get_weights())
+  for step, factor in ((0, 0.0), (50, 0.0), (75, 0.5), (100, 1.0), (500, 1.0)):
+    out = ramped.compute_endpoints(features, step=step, training=False)
+    for i in range(2):
+      np.testing.assert_allclose(out['rotation'][i], factor * plain['rotation'][i].numpy(),
+                                 atol=1e-9)
+      expected = plain['background_translation'][i].numpy() * [factor, factor, 1.0]
+      np.testing.assert_allclose(out['background_translation'][i], expected, atol=1e-9)
+  assert np.all(np.abs(plain['rotation'][0].numpy()) > 0)
+
+
+def test_depth_stop_gradient_steps_freeze_only_the_depth_net_until_the_step():
+  model = model_lib.DepthMotionFieldModel(dict(SMALL, depth_stop_gradient_steps=10))
+  model.build_for_size(H, W)
+  depth_vars = model.depth_net.trainable_variables
+  motion_vars = [v for v in model.motion_net.trainable_variables if 'Intrinsics' not in v.path]
+
+  def gradient_norms(step):
+    with tf.GradientTape() as tape:
+      _, total, _, _ = model.compute_losses(_features(), step=step, training=True)
+    grads = tape.gradient(total, depth_vars + motion_vars)
+    norm = lambda gs: float(tf.linalg.global_norm([g for g in gs if g is not None]))
+    return norm(grads[:len(depth_vars)]), norm(grads[len(depth_vars):])
+
+  depth_early, motion_early = gradient_norms(9)
+  depth_late, motion_late = gradient_norms(10)
+  assert depth_early == 0.0 and motion_early > 0.0
+  assert depth_late > 0.0 and motion_late > 0.0
+
+
 def test_use_mask_confines_residual_translation_to_dilated_objects():
   # auto_mask off: at random init it may zero the whole box, and we test the object mask here.
   model = model_lib.DepthMotionFieldModel(dict(
