@@ -30,7 +30,11 @@ from depth_motion import params as params_lib
 
 
 def motion_burnin_factor(step, burnin_steps):
-  """Residual-translation multiplier: 0 until burnin/2, then linear to 1 at burnin."""
+  """A burn-in ramp: 0 until burnin/2, then linear to 1 at burnin (1 when burnin is 0).
+
+  The reference's ramp of the residual translation; `non_forward_motion_burnin_steps`
+  reuses it for the rotation and the x, y translation.
+  """
   if not burnin_steps or burnin_steps <= 0:
     return tf.constant(1.0)
   step = tf.cast(step, tf.float32)

@@ -83,7 +83,8 @@ def parse_cam_file(content, path='_cam.txt'):
   are not positive are errors naming `path`. The reader, the converter and
   evaluate share this parser.
   """
-  words = [w.strip() for w in content.strip().replace('\r\n', '\n').replace('\n', ',').split(',')]
+  # A row-per-line file's '\r' (CRLF) goes with the whitespace each word is stripped of.
+  words = [w.strip() for w in content.strip().replace('\n', ',').split(',')]
   if len(words) != 9:
     raise _BadExample('%s: expected 9 comma-separated numbers (a row-major 3x3 matrix), got '
                       '%d: %r' % (path, len([w for w in words if w]), content[:200]))
