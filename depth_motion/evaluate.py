@@ -251,6 +251,7 @@ class _Evaluation:
     self.model = model
     self.median_scaling = median_scaling
     self.depth = _Mean()
+    self.constant_depth = _Mean()
     self.parts = {}
     self.parts_source = None
     self.ratios = []
@@ -306,6 +307,10 @@ class _Evaluation:
         scales.append(None)
         continue
       self.depth.add(result['metrics'])
+      # The floor any depth model must beat: one depth for the whole image,
+      # median-scaled, so only the image's depth spread counts against it.
+      self.constant_depth.add(protocols_lib.evaluate_depth_image(
+          self.protocol, gt, np.ones_like(pred), median_scaling=True)['metrics'])
       self.ratios.append(result['ratio'])
       scales.append(result['ratio'])
       for name, part_metrics in result['parts'].items():
@@ -380,6 +385,10 @@ class _Evaluation:
         'table_header': header,
         'table_row': row,
     }
+    constant = self.constant_depth.result()
+    results['constant_depth_abs_rel'] = constant['abs_rel']
+    results['abs_rel_over_constant_depth'] = motion_metrics.safe_ratio(depth['abs_rel'],
+                                                                       constant['abs_rel'])
     if self.parts:
       results['depth_parts'] = {name: dict(mean.result(), num_images=int(
           max(mean.counts.values(), default=0))) for name, mean in self.parts.items()}
@@ -497,6 +506,10 @@ def format_results(results):
   lines.append('Scaling ratios | mean: %.3f | std: %.3f | med: %.3f | std/med: %.3f' %
                (ratio['mean'], ratio['std'], ratio['median'], ratio['std_over_median']))
   lines += [results['table_header'], results['table_row']]
+  if 'constant_depth_abs_rel' in results:
+    lines.append('abs_rel %.3f = %.2f x that of a constant depth (median-scaled): %.3f' % (
+        results['depth']['abs_rel'], results['abs_rel_over_constant_depth'],
+        results['constant_depth_abs_rel']))
   for name, part in sorted(results.get('depth_parts', {}).items()):
     lines.append('  %-7s (%d images): %s' % (name, part['num_images'], table_row(part)[1]))
   for key in ('egomotion', 'object_motion', 'intrinsics'):

@@ -245,6 +245,7 @@ def test_cli_on_tiny_synthetic_dataset_writes_every_result(tmp_path, synthetic_d
   assert all(np.isfinite(results['depth'][k]) for k in METRICS)
   assert results['scale_ratio']['mean'] > 0 and results['scale_ratio']['std'] >= 0
   assert results['table_row'].count('&') == 7
+  assert 'x that of a constant depth' in completed.stdout
   assert results['depth_parts_source'] == 'object_translation'
   assert set(results['depth_parts']) == {'moving', 'static'}
   assert set(results['egomotion']) == {'rotation_error_deg', 'translation_direction_error_deg',
@@ -287,6 +288,22 @@ def test_a_scaled_ground_truth_gives_the_same_errors_and_a_scaled_ratio(tiny_mod
   assert half['depth']['abs_rel'] == pytest.approx(base['depth']['abs_rel'], rel=1e-5)
   assert half['scale_ratio']['mean'] == pytest.approx(0.5 * base['scale_ratio']['mean'],
                                                       rel=1e-5)
+
+
+def test_constant_depth_baseline_is_the_median_of_each_ground_truth(tiny_model, synthetic_dir):
+  examples = _synthetic_examples(synthetic_dir)
+  results = evaluate_lib.evaluate(examples=examples, model=tiny_model, protocol='synthetic')
+  protocol = protocols.get_protocol('synthetic')
+  expected = []
+  for example in examples:
+    gt = protocols.prepare_ground_truth(protocol, example['depth'][1],
+                                        example['images'].shape[1:3]).astype(np.float64)
+    gt = gt[protocols.valid_mask(protocol, gt)]
+    constant = np.clip(np.median(gt), protocol.min_depth, protocol.max_depth)
+    expected.append(np.mean(np.abs(constant - gt) / gt))
+  assert results['constant_depth_abs_rel'] == pytest.approx(np.mean(expected), rel=1e-6)
+  assert results['abs_rel_over_constant_depth'] == pytest.approx(
+      results['depth']['abs_rel'] / np.mean(expected), rel=1e-6)
 
 
 def _write_struct2depth(root, gt_shape):
