@@ -131,7 +131,11 @@ def process_folder(config, folder, tally):
         text = ','.join(repr(v) for v in _PATCHED_INTRINSICS)
       intrinsics = common.intrinsics_vector(*struct2depth_reader.parse_cam_file(text, cam_path))
     except common.FILE_ERRORS + (ValueError,) as e:
-      tally.bad(cam_path, 'cannot read the intrinsics: %s' % e, 'unreadable intrinsics')
+      # parse_cam_file's messages start with the path, which tally.bad adds too.
+      problem = str(e)
+      if problem.startswith(cam_path + ': '):
+        problem = problem[len(cam_path) + 2:]
+      tally.bad(cam_path, 'cannot read the intrinsics: %s' % problem, 'unreadable intrinsics')
       continue
     masks = None
     if config.with_masks:

@@ -81,6 +81,17 @@ def test_bad_strip_and_intrinsics_are_errors_naming_the_file_or_skipped(tmp_path
   assert builder.summary['train']['triplets_written'] == 1
 
 
+def test_a_bad_cam_file_error_names_the_file_once_and_says_what_was_expected(tmp_path):
+  struct2depth.write_sample_tree(str(tmp_path / 'raw'), folders=(('seq_a', 3),),
+                                 with_masks=False)
+  (tmp_path / 'raw' / 'seq_a' / '0000000003_cam.txt').write_text('1,2,3')
+  with pytest.raises(common.BadInputError) as raised:
+    _prepare(tmp_path)
+  message = str(raised.value)
+  assert message.count('0000000003_cam.txt') == 1, message
+  assert 'cannot read the intrinsics: expected 9 comma-separated numbers' in message
+
+
 def test_remote_paths_read_through_tf_gfile_give_the_same_examples(tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   local = str(tmp_path / 'raw')
