@@ -62,6 +62,8 @@ class BadInputError(ValueError):
   """A raw file that cannot be used; the message starts with the file's path."""
 
   def __init__(self, path, problem):
+    # A problem passed on from a parser may name the path itself; name it once.
+    problem = problem.replace('%s: ' % path, '')
     super().__init__('%s: %s' % (path, problem))
     self.path = str(path)
     self.problem = problem

@@ -115,14 +115,14 @@ def process_folder(config, folder, tally):
   directory = os.path.join(folder.root, folder.subfolder)
   for frame_id in folder.frame_ids:
     stem = os.path.join(directory, frame_id)
-    strip = common.read_image('%s.%s' % (stem, config.image_extension), tally,
-                              'unreadable strips')
+    image_path = '%s.%s' % (stem, config.image_extension)
+    strip = common.read_image(image_path, tally, 'unreadable strips')
     if strip is None:
       continue
     try:
-      frames = split_strip(strip, stem)
+      frames = split_strip(strip, image_path)
     except ValueError as e:
-      tally.bad('%s.%s' % (stem, config.image_extension), str(e), 'unreadable strips')
+      tally.bad(image_path, str(e), 'unreadable strips')
       continue
     cam_path = stem + '_cam.txt'
     try:
@@ -131,11 +131,7 @@ def process_folder(config, folder, tally):
         text = ','.join(repr(v) for v in _PATCHED_INTRINSICS)
       intrinsics = common.intrinsics_vector(*struct2depth_reader.parse_cam_file(text, cam_path))
     except common.FILE_ERRORS + (ValueError,) as e:
-      # parse_cam_file's messages start with the path, which tally.bad adds too.
-      problem = str(e)
-      if problem.startswith(cam_path + ': '):
-        problem = problem[len(cam_path) + 2:]
-      tally.bad(cam_path, 'cannot read the intrinsics: %s' % problem, 'unreadable intrinsics')
+      tally.bad(cam_path, 'cannot read the intrinsics: %s' % e, 'unreadable intrinsics')
       continue
     masks = None
     if config.with_masks:

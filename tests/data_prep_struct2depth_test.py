@@ -92,6 +92,18 @@ def test_a_bad_cam_file_error_names_the_file_once_and_says_what_was_expected(tmp
   assert 'cannot read the intrinsics: expected 9 comma-separated numbers' in message
 
 
+def test_a_strip_of_the_wrong_width_error_names_the_file_once(tmp_path):
+  struct2depth.write_sample_tree(str(tmp_path / 'raw'), folders=(('seq_a', 3),),
+                                 with_masks=False)
+  cv2.imwrite(str(tmp_path / 'raw' / 'seq_a' / '0000000002.png'),
+              np.zeros((8, 25, 3), np.uint8))
+  with pytest.raises(common.BadInputError) as raised:
+    _prepare(tmp_path)
+  message = str(raised.value)
+  assert message.count('0000000002') == 1, message
+  assert message.endswith('0000000002.png: strip width 25 is not a multiple of 3'), message
+
+
 def test_remote_paths_read_through_tf_gfile_give_the_same_examples(tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   local = str(tmp_path / 'raw')
