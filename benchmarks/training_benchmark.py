@@ -4,10 +4,14 @@ For each batch size, trains with the real input pipeline (a prepared 128x416
 triplet dataset, augmentation on, summaries every `--summary_every_steps`) and
 again on one cached batch (no input cost, no summaries); the difference is the
 time spent outside the model (input pipeline, summaries, host-side logging).
-Prints one JSON object:
+These steps have the object-motion field on (`motion_field_burnin_steps` 0). A
+third run, on the cached batch, measures the first half of the reference's
+burn-in (its first 10000 steps), where the field is zero and its decoder is
+skipped. Prints one JSON object:
 
   {"device": ..., "results": [{"batch_size": 4, "pairs_per_sec": ...,
-   "model_only_pairs_per_sec": ..., "fraction_outside_model": ...}, ...]}
+   "model_only_pairs_per_sec": ..., "fraction_outside_model": ...,
+   "burn_in_model_only_pairs_per_sec": ...}, ...]}
 
 Usage (from the repository root):
   python -m benchmarks.training_benchmark [--batch_sizes 4,16] [--steps 6]
@@ -55,7 +59,8 @@ def main():
   directory = input_pipeline_benchmark.prepare(data_dir, 256)
   results = []
   for batch_size in [int(b) for b in args.batch_sizes.split(',')]:
-    params = {'image_preprocessing': {'image_height': 128, 'image_width': 416}}
+    params = {'image_preprocessing': {'image_height': 128, 'image_width': 416},
+              'motion_field_burnin_steps': 0}
 
     def real_data(input_context, batch_size=batch_size, params=params):
       del input_context
@@ -69,12 +74,15 @@ def main():
       del input_context
       return tf.data.Dataset.from_tensors(batch).repeat()
 
+    burn_in_params = dict(params, motion_field_burnin_steps=20000)
     seconds = {}
-    for name, dataset_fn, summary_every in (('real', real_data, args.summary_every_steps),
-                                            ('cached', cached, 10**9)):
+    for name, dataset_fn, summary_every, overrides in (
+        ('real', real_data, args.summary_every_steps, params),
+        ('cached', cached, 10**9, params),
+        ('burn_in_cached', cached, 10**9, burn_in_params)):
       config = trainer_lib.TrainConfig(
           model_dir=tempfile.mkdtemp(prefix='training_benchmark_model_'),
-          param_overrides=params, dataset='benchmark', batch_size=batch_size,
+          param_overrides=overrides, dataset='benchmark', batch_size=batch_size,
           train_steps=args.steps + args.warmup, summary_every_steps=summary_every,
           checkpoint_every_steps=10**9, seed=0)
       try:
@@ -89,6 +97,7 @@ def main():
         'pairs_per_sec': batch_size / seconds['real'],
         'model_only_pairs_per_sec': batch_size / seconds['cached'],
         'fraction_outside_model': max(0.0, 1.0 - seconds['cached'] / seconds['real']),
+        'burn_in_model_only_pairs_per_sec': batch_size / seconds['burn_in_cached'],
     })
   print(json.dumps({'device': 'cpu x%d' % os.cpu_count(), 'results': results}, indent=2))
 

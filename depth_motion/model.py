@@ -110,9 +110,9 @@ class DepthMotionFieldModel(tf.keras.Model):
       return tf.cast(self.depth_net(rgb, training=True, step=step), tf.float32)
     return tf.cast(self.depth_net(rgb, training=False), tf.float32)
 
-  def predict_motion(self, motion_input, training=False):
+  def predict_motion(self, motion_input, training=False, refine_residual=True):
     """Runs the motion-field net; outputs cast to float32 (mixed precision)."""
-    outputs = self.motion_net(motion_input, training=training)
+    outputs = self.motion_net(motion_input, training=training, refine_residual=refine_residual)
     return tuple(tf.cast(o, tf.float32) for o in outputs)
 
   def compute_endpoints(self, features, step, training=True):
@@ -137,9 +137,12 @@ class DepthMotionFieldModel(tf.keras.Model):
 
     pairs = self.motion_pairs(features['rgb'][0], predicted_depth[0], features['rgb'][1],
                               predicted_depth[1])
-    rotation, translation, residual, learned_k = self.predict_motion(pairs, training=training)
-
-    residual = residual * motion_burnin_factor(step, p['motion_field_burnin_steps'])
+    field_factor = motion_burnin_factor(step, p['motion_field_burnin_steps'])
+    # While the burn-in holds the field at zero, its decoder is skipped.
+    rotation, translation, residual, learned_k = self.predict_motion(
+        pairs, training=training,
+        refine_residual=field_factor > 0 if p['motion_field_burnin_steps'] else True)
+    residual = residual * field_factor
     if p['non_forward_motion_burnin_steps']:
       ramp = motion_burnin_factor(step, p['non_forward_motion_burnin_steps'])
       rotation = rotation * ramp

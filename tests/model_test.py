@@ -110,6 +110,30 @@ def test_depth_stop_gradient_steps_freeze_only_the_depth_net_until_the_step(comp
   np.testing.assert_allclose(float(total_early), float(total_late), rtol=1e-6)
 
 
+def test_motion_field_burn_in_skips_the_refinement_while_the_field_is_zero():
+  model = model_lib.DepthMotionFieldModel(dict(SMALL, motion_field_burnin_steps=20))
+  model.build_for_size(H, W)
+  refine_vars = [v for r in model.motion_net.refines for v in r.trainable_variables]
+  encoder_vars = [v for c in model.motion_net.convs for v in c.trainable_variables]
+  features = _features()
+
+  @tf.function
+  def step_result(step):
+    with tf.GradientTape() as tape:
+      _, total, ends, _ = model.compute_losses(features, step=step, training=False)
+    grads = tape.gradient(total, refine_vars + encoder_vars)
+    grads = [tf.zeros_like(v) if g is None else g
+             for g, v in zip(grads, refine_vars + encoder_vars)]
+    return (ends['residual_translation'][0], tf.linalg.global_norm(grads[:len(refine_vars)]),
+            tf.linalg.global_norm(grads[len(refine_vars):]))
+
+  # The ramp is 0 up to step 10 and 0.1 at step 11.
+  residual, refine_norm, encoder_norm = step_result(tf.constant(10))
+  assert not np.any(residual.numpy()) and float(refine_norm) == 0.0 and float(encoder_norm) > 0
+  residual, refine_norm, _ = step_result(tf.constant(11))
+  assert np.any(residual.numpy()) and float(refine_norm) > 0
+
+
 def test_use_mask_confines_residual_translation_to_dilated_objects():
   # auto_mask off: at random init it may zero the whole box, and we test the object mask here.
   model = model_lib.DepthMotionFieldModel(dict(

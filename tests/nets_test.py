@@ -400,6 +400,21 @@ def test_motion_inference_is_deterministic_and_training_changes_nothing(motion_n
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize('compiled', [False, True])
+def test_skipping_the_refinement_zeroes_only_the_residual(motion_net, compiled):
+  pairs = _pairs(2, 16, 32, seed=4)
+  call = tf.function(motion_net.__call__) if compiled else motion_net.__call__
+  full = motion_net(pairs)
+  skipped = call(pairs, refine_residual=tf.constant(False))
+  kept = call(pairs, refine_residual=tf.constant(True))
+  for i in (0, 1, 3):  # rotation, background translation, intrinsics
+    np.testing.assert_array_equal(skipped[i].numpy(), full[i].numpy())
+  assert np.abs(full[2].numpy()).max() > 0
+  np.testing.assert_array_equal(skipped[2].numpy(), np.zeros_like(full[2].numpy()))
+  for a, b in zip(kept, full):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9)
+
+
 def test_auto_mask_zeroes_exactly_the_below_mean_pixels(motion_net):
   pairs = _pairs(2, 32, 64, seed=10)
   motion_net.auto_mask = False

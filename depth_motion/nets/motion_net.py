@@ -262,13 +262,18 @@ class MotionFieldNet(keras.Model):
     self.scales.build()
     self.intrinsics_head.build(with_channels(ENCODER_FILTERS[-1]))
 
-  def compute_endpoints(self, pairs, training=False):
+  def compute_endpoints(self, pairs, training=False, refine_residual=True):
     """Runs the network and returns its intermediate activations and outputs.
 
     Keys: 'Conv1' ... 'Conv7', 'bottleneck', 'background_motion',
     'unrefined_residual_translation', 'Refine7' ... 'Refine1', 'RefineImages'
     (the unscaled field after each stage), and the outputs 'rotation',
     'background_translation', 'residual_translation', 'intrinsics_mat'.
+
+    `refine_residual` may be a boolean tensor: where it is false the residual
+    translation is zero and the refinement decoder, most of the network's
+    compute, is skipped (the trainer's motion-field burn-in multiplies the
+    field by zero then anyway); the intermediate field keys are then absent.
     """
     del training  # No layer behaves differently in training.
     pairs = tf.cast(tf.convert_to_tensor(pairs), tf.float32)
@@ -287,10 +292,19 @@ class MotionFieldNet(keras.Model):
     ends['background_motion'] = background_motion = self.background_motion(bottleneck)
     rotation = background_motion[:, 0, 0, :3]
     background_translation = background_motion[:, :, :, 3:]
-    field = self.unrefined_residual_translation(background_motion)
-    ends['unrefined_residual_translation'] = field
-    for refine, layer in zip(self.refines, features[::-1] + [pairs]):
-      ends[refine.name] = field = refine(field, layer)
+
+    def refined_field(record):
+      field = self.unrefined_residual_translation(background_motion)
+      record['unrefined_residual_translation'] = field
+      for refine, layer in zip(self.refines, features[::-1] + [pairs]):
+        record[refine.name] = field = refine(field, layer)
+      return field
+
+    if refine_residual is True:
+      field = refined_field(ends)
+    else:
+      field = tf.cond(tf.convert_to_tensor(refine_residual), lambda: refined_field({}),
+                      lambda: tf.zeros_like(pairs[..., :3], dtype=self.compute_dtype))
 
     rotation, background_translation, residual_translation = self.scales(
         rotation, background_translation, field)
@@ -307,8 +321,8 @@ class MotionFieldNet(keras.Model):
     ends['intrinsics_mat'] = self.intrinsics_head(bottleneck, image_size[0], image_size[1])
     return ends
 
-  def call(self, pairs, training=False):
-    ends = self.compute_endpoints(pairs, training=training)
+  def call(self, pairs, training=False, refine_residual=True):
+    ends = self.compute_endpoints(pairs, training=training, refine_residual=refine_residual)
     return (ends['rotation'], ends['background_translation'], ends['residual_translation'],
             ends['intrinsics_mat'])
 
