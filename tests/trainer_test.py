@@ -266,3 +266,23 @@ def test_cli_rejects_bad_flags_with_one_line(tmp_path):
   assert proc.returncode == 2
   error_lines = [l for l in proc.stderr.splitlines() if 'depth_motion.train: error' in l]
   assert len(error_lines) == 1 and 'no examples' in error_lines[0].lower(), proc.stderr[-2000:]
+
+
+def test_jit_compiled_update_matches_the_plain_keras_update():
+  """The XLA-compiled Adam update (the default) gives Keras's results, constraint included."""
+  results = []
+  for jit in (False, True):
+    weights = [tf.Variable([[0.5, -1.0], [2.0, 0.0]]),
+               tf.Variable(0.01, constraint=lambda w: tf.maximum(w, 0.001))]
+    optimizer = tf.keras.optimizers.Adam(learning_rate=0.1, epsilon=1e-8)
+    optimizer.build(weights)
+    update = trainer_lib.make_update_fn(optimizer, weights, jit_compile=jit)
+    for _ in range(3):
+      update([tf.constant([[1.0, -2.0], [0.5, 3.0]]), tf.constant(5.0)])
+    results.append([w.numpy() for w in weights] + [optimizer.iterations.numpy()])
+  plain, compiled = results
+  for a, b in zip(plain, compiled):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  # A constant gradient: each Adam step moves a weight by the learning rate, against its sign.
+  np.testing.assert_allclose(plain[0], [[0.2, -0.7], [1.7, -0.3]], atol=1e-5)
+  assert plain[1] == np.float32(0.001) and plain[2] == 3
