@@ -244,3 +244,21 @@ def test_ground_truth_egomotion_replaces_the_prediction():
                              atol=1e-6)
   np.testing.assert_allclose(endpoints['background_translation'][1][:, 0, 0], inverse[:, :3, 3],
                              atol=1e-5)
+
+
+def test_mixed_bfloat16_computes_losses_and_gradients():
+  """`--mixed_precision`: every net and loss runs in bfloat16 with float32 weights."""
+  tf.keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = model_lib.DepthMotionFieldModel(dict(SMALL, motion_field_burnin_steps=0))
+    model.build_for_size(H, W)
+    with tf.GradientTape() as tape:
+      _, total, ends, _ = model.compute_losses(_features(), step=5, training=True)
+    grads = tape.gradient(total, model.trainable_variables)
+  finally:
+    tf.keras.mixed_precision.set_global_policy('float32')
+  assert np.isfinite(float(total))
+  assert {str(v.dtype) for v in model.trainable_variables} == {'float32'}
+  assert ends['intrinsics_mat'][0].dtype == tf.float32
+  depth_grads = [g for g in grads[:len(model.depth_net.trainable_variables)] if g is not None]
+  assert depth_grads and float(tf.linalg.global_norm(depth_grads)) > 0

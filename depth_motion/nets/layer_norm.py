@@ -66,12 +66,14 @@ class RandomizedLayerNorm(keras.layers.Layer):
     self.beta = self.add_weight(shape=(channels,), initializer='zeros', name='beta')
     self.gamma = self.add_weight(shape=(channels,), initializer='ones', name='gamma')
 
-  def _noise(self, shape, stddev, noise_seed, index):
+  def _noise(self, shape, stddev, noise_seed, index, dtype):
+    # Drawn in float32 whatever the compute dtype, so mixed precision sees the same noise.
+    stddev = tf.cast(stddev, tf.float32)
     if noise_seed is None:
-      return tf.random.truncated_normal(shape, stddev=stddev)
+      return tf.cast(tf.random.truncated_normal(shape, stddev=stddev), dtype)
     seed = tf.random.experimental.stateless_fold_in(noise_seed, self._name_hash)
     seed = tf.random.experimental.stateless_fold_in(seed, index)
-    return stddev * tf.random.stateless_truncated_normal(shape, seed=seed)
+    return tf.cast(stddev * tf.random.stateless_truncated_normal(shape, seed=seed), dtype)
 
   @property
   def _name_hash(self):
@@ -80,8 +82,9 @@ class RandomizedLayerNorm(keras.layers.Layer):
   def call(self, x, training=False, noise_stddev=MAX_NOISE_STDDEV, noise_seed=None):
     mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
     if training:
-      mean *= 1.0 + self._noise(tf.shape(mean), noise_stddev, noise_seed, 0)
-      variance *= 1.0 + self._noise(tf.shape(variance), noise_stddev, noise_seed, 1)
+      mean *= 1.0 + self._noise(tf.shape(mean), noise_stddev, noise_seed, 0, mean.dtype)
+      variance *= 1.0 + self._noise(tf.shape(variance), noise_stddev, noise_seed, 1,
+                                    variance.dtype)
     return tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,
                                      variance_epsilon=VARIANCE_EPSILON)
 

@@ -94,7 +94,8 @@ class RefineMotionField(keras.layers.Layer):
 
   def call(self, motion_field, features):
     size = tf.shape(features)[1:3]
-    upsampled = resize_bilinear(motion_field, size, self.align_corners)
+    # The resize computes in float32; back to the compute dtype (mixed precision).
+    upsampled = tf.cast(resize_bilinear(motion_field, size, self.align_corners), features.dtype)
     x = tf.concat([upsampled, features], axis=3)
     branch_a = self.conv(x)
     branch_b = self.conv_2(self.conv_1(x))
@@ -165,8 +166,12 @@ class IntrinsicsHead(keras.layers.Layer):
 
   def call(self, bottleneck, image_height, image_width):
     size = tf.cast(tf.stack([image_width, image_height]), tf.float32)[tf.newaxis]
-    focal_lengths = tf.squeeze(self.foci(bottleneck), axis=(1, 2)) * size
-    offsets = (tf.squeeze(self.offsets(bottleneck), axis=(1, 2)) + 0.5) * size
+    # In float32 under mixed precision too: bfloat16 would round a focal length of
+    # a few hundred pixels to the nearest 1-2 pixels.
+    foci = tf.cast(tf.squeeze(self.foci(bottleneck), axis=(1, 2)), tf.float32)
+    offsets = tf.cast(tf.squeeze(self.offsets(bottleneck), axis=(1, 2)), tf.float32)
+    focal_lengths = foci * size
+    offsets = (offsets + 0.5) * size
     return _intrinsics_matrix(focal_lengths[:, 0], focal_lengths[:, 1], offsets[:, 0],
                               offsets[:, 1])
 
