@@ -84,7 +84,7 @@ def make_update_fn(optimizer, variables, jit_compile):
   With `jit_compile`, XLA fuses the update into one kernel per variable. Keras
   runs Adam as a chain of element-wise ops, each a pass over the weights and
   slots; for this model's 58.5M weights that took 164 ms per step on a 2-core
-  CPU, against 63 ms compiled, and a frozen-phase demo step takes about 420 ms.
+  CPU, against 63 ms compiled (a whole demo step takes 0.3-0.9 s).
   Same formula, same variables and checkpoints; only the rounding may differ.
   """
   def update(grads):
