@@ -74,7 +74,7 @@ def main():
       del input_context
       return tf.data.Dataset.from_tensors(batch).repeat()
 
-    burn_in_params = dict(params, motion_field_burnin_steps=20000)
+    burn_in_params = {k: v for k, v in params.items() if k != 'motion_field_burnin_steps'}
     seconds = {}
     for name, dataset_fn, summary_every, overrides in (
         ('real', real_data, args.summary_every_steps, params),

@@ -29,10 +29,11 @@ def _train_flag_names():
 def _read(path):
   """The flagfile's flags as {name: string value}, each a flag train defines."""
   args = flags.FlagValues().read_flags_from_files(['--flagfile=' + path])
+  known = _train_flag_names()
   values = {}
   for arg in args:
     name, _, value = arg.lstrip('-').partition('=')
-    assert name in _train_flag_names(), '%s: unknown flag --%s' % (path, name)
+    assert name in known, '%s: unknown flag --%s' % (path, name)
     values[name] = value
   return values
 
