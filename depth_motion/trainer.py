@@ -116,6 +116,32 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
     return {'peak': self.peak, 'warmup_steps': self.warmup_steps}
 
 
+# Depth unfreezes (with `depth_stop_gradient_max_hold_steps`) once a batch's
+# order symmetry is below this: at 1 both frame orders get the same motion, on
+# the demo it falls to about 0.2-0.3 within a few steps once the net has
+# learned the direction of travel.
+ORDER_SYMMETRY_TO_UNFREEZE = 0.5
+
+
+def motion_diagnostics(translation12, translation21):
+  """Scalars that show whether the ego-motion is being learned.
+
+  `motion/translation_{x,y,z}`: the batch mean of the camera translation 1->2.
+  `motion/order_symmetry`: mean of |t12 + t21| / (|t12| + |t21|). Near 1 the
+  net predicts the same motion for both frame orders, so it has not learned
+  which way the camera moves and depth gets no signal; it falls towards 0 once
+  the backward motion is the inverse of the forward one. A from-scratch run
+  starts near 1 (`flags/demo.flags` freezes depth until it drops).
+  """
+  t12 = tf.reshape(translation12, [-1, 3])
+  t21 = tf.reshape(translation21, [-1, 3])
+  mean12 = tf.reduce_mean(t12, axis=0)
+  symmetry = tf.norm(t12 + t21, axis=1) / (tf.norm(t12, axis=1) + tf.norm(t21, axis=1) + 1e-12)
+  return {'motion/translation_x': mean12[0], 'motion/translation_y': mean12[1],
+          'motion/translation_z': mean12[2],
+          'motion/order_symmetry': tf.reduce_mean(symmetry)}
+
+
 def _differences(saved, current, prefix=''):
   """'key: saved -> current' for every leaf that differs between two nested dicts."""
   for key in sorted(set(saved) | set(current)):
@@ -202,6 +228,11 @@ class Trainer:
       self.nonfinite_count = tf.Variable(0, dtype=tf.int64, trainable=False,
                                          name='nonfinite_count',
                                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      # Steps the curriculum clock (global step - hold) has waited for the
+      # motion net; see the `depth_stop_gradient_max_hold_steps` param.
+      self.curriculum_hold = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name='curriculum_hold',
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   # ----------------------------------------------------------------- setup --
 
@@ -286,7 +317,7 @@ class Trainer:
 
   def _make_checkpoint(self, iterator=None):
     objects = dict(step=self.global_step, model=self.model, optimizer=self.optimizer,
-                   nonfinite_count=self.nonfinite_count)
+                   nonfinite_count=self.nonfinite_count, curriculum_hold=self.curriculum_hold)
     if iterator is not None:
       objects['iterator'] = iterator
     return tf.train.Checkpoint(**objects)
@@ -353,8 +384,11 @@ class Trainer:
         optimizer, variables,
         self.config.jit_optimizer_update and self.config.distribution_strategy == 'default')
 
+    frozen_steps = int(self.model_params['depth_stop_gradient_steps'])
+    max_hold = int(self.model_params['depth_stop_gradient_max_hold_steps']) if frozen_steps else 0
+
     def replica_step(features, with_images):
-      step = self.global_step.read_value()
+      step = self.global_step.read_value() - self.curriculum_hold.read_value()
       with tf.GradientTape() as tape:
         losses, total, endpoints, output_endpoints = model.compute_losses(
             features, step, training=True)
@@ -370,6 +404,7 @@ class Trainer:
       losses['intrinsics/fy'] = tf.reduce_mean(intrinsics[:, 1, 1])
       losses['intrinsics/x0'] = tf.reduce_mean(intrinsics[:, 0, 2])
       losses['intrinsics/y0'] = tf.reduce_mean(intrinsics[:, 1, 2])
+      losses.update(motion_diagnostics(*endpoints['background_translation']))
       losses = context.all_reduce(tf.distribute.ReduceOp.MEAN, losses)
       images = (summaries.image_tensors(features, endpoints, output_endpoints)
                 if with_images else {})
@@ -389,6 +424,13 @@ class Trainer:
         return tf.constant(False)
 
       applied = tf.cond(finite, update, skip)
+      if max_hold:
+        clock = self.global_step - self.curriculum_hold
+        hold = tf.logical_and(
+            tf.logical_and(tf.equal(clock, frozen_steps - 1),
+                           losses['motion/order_symmetry'] >= ORDER_SYMMETRY_TO_UNFREEZE),
+            self.curriculum_hold < max_hold)
+        self.curriculum_hold.assign_add(tf.cast(hold, tf.int64))
       self.global_step.assign_add(1)
       return applied, grad_norm
 
@@ -463,6 +505,12 @@ class Trainer:
     log_every = c.log_every_steps or c.summary_every_steps
     consecutive_nonfinite = 0
     last_losses, last_finite_losses = {}, {}
+    max_hold_steps = (int(self.model_params['depth_stop_gradient_max_hold_steps'])
+                      if self.model_params['depth_stop_gradient_steps'] else 0)
+    last_held = int(self.curriculum_hold.numpy())
+    frozen_steps = int(self.model_params['depth_stop_gradient_steps'])
+    track_hold = max_hold_steps and step - last_held < frozen_steps
+    hold_ended = False
     window_start, window_step = time.time(), step
     run_start = time.time()
     if step >= c.train_steps:
@@ -496,6 +544,24 @@ class Trainer:
           else:
             consecutive_nonfinite = 0
           last_losses = losses
+          if track_hold:
+            held = int(self.curriculum_hold.numpy())
+            if held != last_held:
+              if not last_held:
+                logging.info(
+                    'Step %d: the motion net still predicts about the same translation for '
+                    'both frame orders (order symmetry %.2f); depth stays frozen until it tells '
+                    'them apart, at most %d more steps.', step,
+                    float(losses['motion/order_symmetry'].numpy()), max_hold_steps)
+              last_held = held
+            elif held and not hold_ended:
+              hold_ended = True
+              logging.log(
+                  logging.WARNING if held >= max_hold_steps else logging.INFO,
+                  'Step %d: depth unfreezes after waiting %d extra steps%s (order symmetry '
+                  '%.2f); the curriculum runs %d steps behind the global step from here.',
+                  step, held, ' (the limit)' if held >= max_hold_steps else '',
+                  float(losses['motion/order_symmetry'].numpy()), held)
           if bool(applied.numpy()):
             last_finite_losses = losses
           if step % c.checkpoint_every_steps == 0:
@@ -513,11 +579,12 @@ class Trainer:
                 summaries.write_images(step, images)
             remaining = (c.train_steps - step) / max(steps_per_sec, 1e-9)
             logging.info(
-                'step %d/%d | loss %.4f (%s) | %.2f steps/s, %.1f pairs/s | ETA %s', step,
-                c.train_steps, numpy_losses['total'],
+                'step %d/%d | loss %.4f (%s) | order symmetry %.2f | %.2f steps/s, %.1f pairs/s'
+                ' | ETA %s', step, c.train_steps, numpy_losses['total'],
                 ', '.join('%s %.4g' % (k, v) for k, v in sorted(numpy_losses.items())
                           if k != 'total' and '/' not in k and v != 0.0),
-                steps_per_sec, steps_per_sec * c.batch_size, _format_duration(remaining))
+                numpy_losses['motion/order_symmetry'], steps_per_sec,
+                steps_per_sec * c.batch_size, _format_duration(remaining))
       if saved_step != step:
         manager.save(checkpoint_number=self.global_step)
     finally:
@@ -535,6 +602,7 @@ class Trainer:
         'losses': {k: float(np.asarray(v)) for k, v in last_losses.items()},
         'last_finite_losses': {k: float(np.asarray(v)) for k, v in last_finite_losses.items()},
         'nonfinite_steps': int(self.nonfinite_count.numpy()),
+        'curriculum_hold_steps': int(self.curriculum_hold.numpy()),
         'seconds': elapsed,
         'preempted': self._stop_requested,
     }

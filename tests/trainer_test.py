@@ -92,7 +92,8 @@ def test_trains_and_writes_checkpoint_params_and_summaries(tmp_path):
       tags.add(value.tag)
   for tag in ('loss/rgb_consistency', 'loss/ssim', 'loss/motion_smoothing', 'loss/total',
               'optimizer/gradient_norm', 'optimizer/learning_rate', 'speed/pairs_per_sec',
-              'intrinsics/fx', 'depth/disparity_plasma', 'motion/residual_translation',
+              'intrinsics/fx', 'motion/order_symmetry', 'motion/translation_z',
+              'depth/disparity_plasma', 'motion/residual_translation',
               'motion/total_translation', 'input/rgb0'):
     assert tag in tags, tag
 
@@ -286,3 +287,51 @@ def test_jit_compiled_update_matches_the_plain_keras_update():
   # A constant gradient: each Adam step moves a weight by the learning rate, against its sign.
   np.testing.assert_allclose(plain[0], [[0.2, -0.7], [1.7, -0.3]], atol=1e-5)
   assert plain[1] == np.float32(0.001) and plain[2] == 3
+
+
+def test_motion_diagnostics_tell_learned_frame_order_from_symmetric_motion():
+  forward = tf.constant([[0.1, 0.0, -1.0], [0.0, 0.2, -0.5]])[:, None, None, :]
+  inverse = trainer_lib.motion_diagnostics(forward, -forward)
+  same = trainer_lib.motion_diagnostics(forward, forward)
+  assert float(inverse['motion/order_symmetry']) == 0.0
+  np.testing.assert_allclose(float(same['motion/order_symmetry']), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(
+      [float(inverse['motion/translation_%s' % a]) for a in 'xyz'], [0.05, 0.1, -0.75],
+      rtol=1e-6)
+  # Backward motion half as long and opposite: |t12 + t21| / (|t12| + |t21|) = 1/3.
+  half = trainer_lib.motion_diagnostics(forward, -0.5 * forward)
+  np.testing.assert_allclose(float(half['motion/order_symmetry']), 1.0 / 3.0, rtol=1e-6)
+
+
+def test_depth_freeze_waits_for_the_motion_net_up_to_the_hold_limit(eager, tmp_path,
+                                                                     monkeypatch):
+  """At init the motion net predicts the same translation for both frame orders, so the
+  curriculum clock stops at the last frozen step until the hold limit; the hold resumes."""
+  batches = [_batch(seed=i) for i in range(3)]
+  overrides = dict(TINY, depth_stop_gradient_steps=2, depth_stop_gradient_max_hold_steps=3)
+
+  def depth_weights(trainer):
+    return [v.numpy().copy() for v in trainer.model.depth_net.trainable_variables]
+
+  trainer = trainer_lib.Trainer(_config(tmp_path / 'held', 3, overrides),
+                                dataset_fn=_dataset_fn(batches))
+  initial = depth_weights(trainer)
+  assert trainer.run()['curriculum_hold_steps'] == 2  # Held at steps 2 and 3.
+  resumed = trainer_lib.Trainer(_config(tmp_path / 'held', 5, overrides),
+                                dataset_fn=_dataset_fn(batches))
+  assert resumed.run()['curriculum_hold_steps'] == 3  # The limit.
+  # Five steps, all at clock 0 or 1 (< 2): depth never got a gradient.
+  for a, b in zip(initial, depth_weights(resumed)):
+    np.testing.assert_array_equal(a, b)
+  resumed = trainer_lib.Trainer(_config(tmp_path / 'held', 6, overrides),
+                                dataset_fn=_dataset_fn(batches))
+  resumed.run()
+  assert any(not np.array_equal(a, b) for a, b in zip(initial, depth_weights(resumed)))
+
+  # A motion net that already tells the orders apart (here: any symmetry passes) is not held.
+  monkeypatch.setattr(trainer_lib, 'ORDER_SYMMETRY_TO_UNFREEZE', 1.5)
+  free = trainer_lib.Trainer(_config(tmp_path / 'free', 3, overrides),
+                             dataset_fn=_dataset_fn(batches))
+  free_initial = depth_weights(free)
+  assert free.run()['curriculum_hold_steps'] == 0
+  assert any(not np.array_equal(a, b) for a, b in zip(free_initial, depth_weights(free)))
