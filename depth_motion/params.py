@@ -130,10 +130,11 @@ TRAINER_PARAMS = {
 }
 
 
-def _merge_missing(target, extra):
+def merge_missing(target, extra):
+  """Sets each key of `extra` that `target` lacks, recursively; returns `target`."""
   for key, value in extra.items():
     if isinstance(value, dict):
-      _merge_missing(target.setdefault(key, {}), value)
+      merge_missing(target.setdefault(key, {}), value)
     else:
       target.setdefault(key, value)
   return target
@@ -141,7 +142,7 @@ def _merge_missing(target, extra):
 
 def model_defaults():
   """DEFAULT_PARAMS plus our EXTRA_PARAMS, as a fresh nested dict."""
-  return _merge_missing(copy.deepcopy(DEFAULT_PARAMS), EXTRA_PARAMS)
+  return merge_missing(copy.deepcopy(DEFAULT_PARAMS), EXTRA_PARAMS)
 
 
 def _plain(value):

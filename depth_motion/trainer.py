@@ -279,6 +279,8 @@ class Trainer:
       return
     with tf.io.gfile.GFile(path) as f:
       saved = json.load(f).get('model', {})
+    # A key added to the params after the run started was trained at its default.
+    saved = params_lib.merge_missing(saved, params_lib.model_defaults())
     current = dict(self.model_params, batch_size=saved.get('batch_size'))
     differences = sorted(_differences(saved, current))
     if differences:

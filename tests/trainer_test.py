@@ -1,5 +1,6 @@
 """Trainer: steps, resume, NaN skipping, preemption, bad configuration."""
 
+import json
 import os
 import signal
 import subprocess
@@ -211,6 +212,13 @@ def test_resume_with_other_params_is_refused(eager, tmp_path):
   other = dict(TINY, loss_weights={'ssim': 1.0})
   with pytest.raises(trainer_lib.ConfigError, match='loss_weights.ssim: 3.0 -> 1.0'):
     trainer_lib.Trainer(_config(tmp_path, 2, other), dataset_fn=_dataset_fn([_batch()]))
+  # A run from a version without a newer param key resumes: it trained at the key's default.
+  path = tmp_path / 'params.json'
+  saved = json.loads(path.read_text())
+  del saved['model']['depth_stop_gradient_max_hold_steps']
+  path.write_text(json.dumps(saved))
+  resumed = trainer_lib.Trainer(_config(tmp_path, 2), dataset_fn=_dataset_fn([_batch()]))
+  assert resumed.run()['step'] == 2
 
 
 def test_init_from_our_checkpoint_starts_at_step_zero(eager, tmp_path):
