@@ -85,13 +85,13 @@ EXTRA_PARAMS = {
     # 0, depth moves faster and the motion net can stay stuck predicting the
     # same motion for both frame orders (see the README's demo).
     'depth_stop_gradient_steps': 0,
-    # When depth would unfreeze but the motion net still predicts about the
-    # same translation for both frame orders (the trainer's
-    # `motion/order_symmetry` at or above 0.5), the curriculum clock that
-    # drives the freeze, the burn-in ramps and the depth noise waits, up to
-    # this many extra steps, until it drops. How long the motion net needs is
-    # set by its initialisation (100 to 270+ steps on the demo), so a fixed
-    # freeze is either long for most runs or short for some. 0 = off.
+    # When depth would unfreeze but the motion net has not yet learned which
+    # way the camera moves (the trainer's `motion/order_symmetry` has not been
+    # below 0.5 for 20 steps in a row), the curriculum clock that drives the
+    # freeze, the burn-in ramps and the depth noise waits, up to this many
+    # extra steps, until it has. How long the motion net needs varies from run
+    # to run (about 150 to beyond 800 steps on the demo), so a fixed freeze is
+    # either long for most runs or short for some. 0 = off.
     'depth_stop_gradient_max_hold_steps': 0,
     # The camera rotation and the x, y components of the camera translation
     # are multiplied by the motion-field burn-in ramp over these steps (0 until

@@ -116,11 +116,14 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
     return {'peak': self.peak, 'warmup_steps': self.warmup_steps}
 
 
-# Depth unfreezes (with `depth_stop_gradient_max_hold_steps`) once a batch's
-# order symmetry is below this: at 1 both frame orders get the same motion, on
-# the demo it falls to about 0.2-0.3 within a few steps once the net has
-# learned the direction of travel.
+# Depth unfreezes (with `depth_stop_gradient_max_hold_steps`) once the order
+# symmetry has been below ORDER_SYMMETRY_TO_UNFREEZE for ORDER_STREAK_TO_UNFREEZE
+# steps in a row. At 1 both frame orders get the same motion; on the demo it
+# falls to about 0.1-0.3 once the net has learned the direction of travel. While
+# the net has not, the translations are tiny and a single batch can fall below
+# 0.5 by chance (a demo run unfroze on one at step 459 and never learned).
 ORDER_SYMMETRY_TO_UNFREEZE = 0.5
+ORDER_STREAK_TO_UNFREEZE = 20
 
 
 def motion_diagnostics(translation12, translation21):
@@ -233,6 +236,9 @@ class Trainer:
       self.curriculum_hold = tf.Variable(0, dtype=tf.int64, trainable=False,
                                          name='curriculum_hold',
                                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      # Consecutive steps, up to now, whose order symmetry was below the threshold.
+      self.order_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name='order_streak',
+                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   # ----------------------------------------------------------------- setup --
 
@@ -319,7 +325,8 @@ class Trainer:
 
   def _make_checkpoint(self, iterator=None):
     objects = dict(step=self.global_step, model=self.model, optimizer=self.optimizer,
-                   nonfinite_count=self.nonfinite_count, curriculum_hold=self.curriculum_hold)
+                   nonfinite_count=self.nonfinite_count, curriculum_hold=self.curriculum_hold,
+                   order_streak=self.order_streak)
     if iterator is not None:
       objects['iterator'] = iterator
     return tf.train.Checkpoint(**objects)
@@ -427,10 +434,12 @@ class Trainer:
 
       applied = tf.cond(finite, update, skip)
       if max_hold:
+        learned = losses['motion/order_symmetry'] < ORDER_SYMMETRY_TO_UNFREEZE
+        streak = self.order_streak.assign(
+            tf.where(learned, self.order_streak + 1, tf.zeros_like(self.order_streak)))
         clock = self.global_step - self.curriculum_hold
         hold = tf.logical_and(
-            tf.logical_and(tf.equal(clock, frozen_steps - 1),
-                           losses['motion/order_symmetry'] >= ORDER_SYMMETRY_TO_UNFREEZE),
+            tf.logical_and(tf.equal(clock, frozen_steps - 1), streak < ORDER_STREAK_TO_UNFREEZE),
             self.curriculum_hold < max_hold)
         self.curriculum_hold.assign_add(tf.cast(hold, tf.int64))
       self.global_step.assign_add(1)

@@ -314,7 +314,8 @@ def test_motion_diagnostics_tell_learned_frame_order_from_symmetric_motion():
 def test_depth_freeze_waits_for_the_motion_net_up_to_the_hold_limit(eager, tmp_path,
                                                                      monkeypatch):
   """At init the motion net predicts the same translation for both frame orders, so the
-  curriculum clock stops at the last frozen step until the hold limit; the hold resumes."""
+  curriculum clock stops at the last frozen step until the hold limit; the hold resumes.
+  Once the order symmetry has been low for long enough, depth unfreezes."""
   batches = [_batch(seed=i) for i in range(3)]
   overrides = dict(TINY, depth_stop_gradient_steps=2, depth_stop_gradient_max_hold_steps=3)
 
@@ -336,10 +337,12 @@ def test_depth_freeze_waits_for_the_motion_net_up_to_the_hold_limit(eager, tmp_p
   resumed.run()
   assert any(not np.array_equal(a, b) for a, b in zip(initial, depth_weights(resumed)))
 
-  # A motion net that already tells the orders apart (here: any symmetry passes) is not held.
+  # Every step passes the symmetry threshold: depth unfreezes once 3 have in a row. At the
+  # last frozen step (step 2) only 2 have, so the clock waits one step.
   monkeypatch.setattr(trainer_lib, 'ORDER_SYMMETRY_TO_UNFREEZE', 1.5)
-  free = trainer_lib.Trainer(_config(tmp_path / 'free', 3, overrides),
+  monkeypatch.setattr(trainer_lib, 'ORDER_STREAK_TO_UNFREEZE', 3)
+  free = trainer_lib.Trainer(_config(tmp_path / 'free', 4, overrides),
                              dataset_fn=_dataset_fn(batches))
   free_initial = depth_weights(free)
-  assert free.run()['curriculum_hold_steps'] == 0
+  assert free.run()['curriculum_hold_steps'] == 1
   assert any(not np.array_equal(a, b) for a, b in zip(free_initial, depth_weights(free)))
