@@ -239,6 +239,9 @@ class Trainer:
       # Consecutive steps, up to now, whose order symmetry was below the threshold.
       self.order_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name='order_streak',
                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self._frozen_steps = int(self.model_params['depth_stop_gradient_steps'])
+    self._max_hold_steps = (int(self.model_params['depth_stop_gradient_max_hold_steps'])
+                            if self._frozen_steps else 0)
 
   # ----------------------------------------------------------------- setup --
 
@@ -393,8 +396,7 @@ class Trainer:
         optimizer, variables,
         self.config.jit_optimizer_update and self.config.distribution_strategy == 'default')
 
-    frozen_steps = int(self.model_params['depth_stop_gradient_steps'])
-    max_hold = int(self.model_params['depth_stop_gradient_max_hold_steps']) if frozen_steps else 0
+    frozen_steps, max_hold = self._frozen_steps, self._max_hold_steps
 
     def replica_step(features, with_images):
       step = self.global_step.read_value() - self.curriculum_hold.read_value()
@@ -516,12 +518,10 @@ class Trainer:
     log_every = c.log_every_steps or c.summary_every_steps
     consecutive_nonfinite = 0
     last_losses, last_finite_losses = {}, {}
-    max_hold_steps = (int(self.model_params['depth_stop_gradient_max_hold_steps'])
-                      if self.model_params['depth_stop_gradient_steps'] else 0)
+    max_hold_steps = self._max_hold_steps
     last_held = int(self.curriculum_hold.numpy())
-    frozen_steps = int(self.model_params['depth_stop_gradient_steps'])
-    track_hold = max_hold_steps and step - last_held < frozen_steps
-    hold_ended = False
+    # Until the curriculum clock passes the freeze; the hold cannot start after that.
+    track_hold = max_hold_steps and step - last_held < self._frozen_steps
     window_start, window_step = time.time(), step
     run_start = time.time()
     if step >= c.train_steps:
@@ -557,22 +557,22 @@ class Trainer:
           last_losses = losses
           if track_hold:
             held = int(self.curriculum_hold.numpy())
-            if held != last_held:
-              if not last_held:
-                logging.info(
-                    'Step %d: the motion net still predicts about the same translation for '
-                    'both frame orders (order symmetry %.2f); depth stays frozen until it tells '
-                    'them apart, at most %d more steps.', step,
-                    float(losses['motion/order_symmetry'].numpy()), max_hold_steps)
-              last_held = held
-            elif held and not hold_ended:
-              hold_ended = True
+            if held and not last_held:
+              logging.info(
+                  'Step %d: the motion net still predicts about the same translation for '
+                  'both frame orders (order symmetry %.2f); depth stays frozen until it tells '
+                  'them apart, at most %d more steps.', step,
+                  float(losses['motion/order_symmetry'].numpy()), max_hold_steps)
+            elif held == last_held and step - held >= self._frozen_steps:
+              track_hold = False
+            if held and not track_hold:  # The clock moved on: the hold is over.
               logging.log(
                   logging.WARNING if held >= max_hold_steps else logging.INFO,
                   'Step %d: depth unfreezes after waiting %d extra steps%s (order symmetry '
                   '%.2f); the curriculum runs %d steps behind the global step from here.',
                   step, held, ' (the limit)' if held >= max_hold_steps else '',
                   float(losses['motion/order_symmetry'].numpy()), held)
+            last_held = held
           if bool(applied.numpy()):
             last_finite_losses = losses
           if step % c.checkpoint_every_steps == 0:
