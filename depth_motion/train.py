@@ -40,6 +40,9 @@ flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate (constant, as the 
 flags.DEFINE_integer('learning_rate_warmup_steps', 0, 'Ramp the learning rate linearly from '
                      '0 to --learning_rate over this many updates (0: constant from the '
                      'first step, as the reference).')
+flags.DEFINE_integer('learning_rate_decay_steps', 0, 'Decay the learning rate linearly to 0 '
+                     'over the last this many of --train_steps updates (0: no decay, as the '
+                     'reference).')
 flags.DEFINE_enum('distribution_strategy', 'default', list(distribute.STRATEGIES),
                   'tf.distribute strategy. multi_worker_mirrored reads TF_CONFIG.')
 flags.DEFINE_string('tpu', None, 'TPU name or address for --distribution_strategy=tpu.')
@@ -79,6 +82,7 @@ def config_from_flags():
       data_path=FLAGS.data_path, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
       learning_rate=FLAGS.learning_rate,
       learning_rate_warmup_steps=FLAGS.learning_rate_warmup_steps,
+      learning_rate_decay_steps=FLAGS.learning_rate_decay_steps,
       distribution_strategy=FLAGS.distribution_strategy,
       tpu=FLAGS.tpu, num_gpus=FLAGS.num_gpus, cpu_devices=FLAGS.cpu_devices,
       init_ckpt=FLAGS.init_ckpt, init_ckpt_type=FLAGS.init_ckpt_type,

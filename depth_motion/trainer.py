@@ -61,6 +61,7 @@ class TrainConfig:
   train_steps: Optional[int] = None
   learning_rate: float = 2e-4
   learning_rate_warmup_steps: int = 0
+  learning_rate_decay_steps: int = 0
   distribution_strategy: str = 'default'
   tpu: Optional[str] = None
   num_gpus: int = 0
@@ -94,26 +95,46 @@ def make_update_fn(optimizer, variables, jit_compile):
   return update
 
 
-class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
-  """`peak * min(1, (n + 1) / warmup_steps)` at the optimizer's update count n.
+class WarmupAndDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """A linear warm-up at the start and a linear decay at the end of training.
 
-  Not in the reference, which trains at a constant rate; `--learning_rate_warmup_steps`
-  (default 0: off) turns it on. Adam's first updates move every weight by about the
-  learning rate whatever its gradient. In short runs at raised rates they pushed the motion
-  net's deep ReLU biases below their small inputs and killed those units; a warm-up kept
-  them alive.
+  At the optimizer's update count n:
+  `peak * min(1, (n + 1) / warmup_steps) * min(1, (total_steps - n) / decay_steps)`,
+  where a zero `warmup_steps` or `decay_steps` leaves that factor at 1.
+
+  Neither is in the reference, which trains at a constant rate; both are off by
+  default (`--learning_rate_warmup_steps`, `--learning_rate_decay_steps`).
+  - Warm-up: Adam's first updates move every weight by about the learning rate
+    whatever its gradient. In short runs at raised rates they pushed the motion
+    net's deep ReLU biases below their small inputs and killed those units; a
+    warm-up kept them alive.
+  - Decay: at a constant rate the weights a short run ends with are a sample of
+    the noise of the last updates; decaying to zero over the last steps settles
+    them. The count is of applied updates, so steps skipped for a non-finite
+    loss shift the decay later by as many.
   """
 
-  def __init__(self, peak, warmup_steps):
+  def __init__(self, peak, warmup_steps=0, decay_steps=0, total_steps=0):
     self.peak = float(peak)
     self.warmup_steps = int(warmup_steps)
+    self.decay_steps = int(decay_steps)
+    self.total_steps = int(total_steps)
+    if self.decay_steps and self.total_steps <= 0:
+      raise ValueError('A learning-rate decay needs the total number of steps.')
 
   def __call__(self, step):
-    progress = (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps)
-    return self.peak * tf.minimum(1.0, progress)
+    step = tf.cast(step, tf.float32)
+    rate = tf.constant(self.peak, tf.float32)
+    if self.warmup_steps:
+      rate *= tf.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+    if self.decay_steps:
+      remaining = tf.maximum(0.0, float(self.total_steps) - step)
+      rate *= tf.minimum(1.0, remaining / float(self.decay_steps))
+    return rate
 
   def get_config(self):
-    return {'peak': self.peak, 'warmup_steps': self.warmup_steps}
+    return {'peak': self.peak, 'warmup_steps': self.warmup_steps,
+            'decay_steps': self.decay_steps, 'total_steps': self.total_steps}
 
 
 # Depth unfreezes (with `depth_stop_gradient_max_hold_steps`) once the order
@@ -223,8 +244,10 @@ class Trainer:
       self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       learning_rate = config.learning_rate
-      if config.learning_rate_warmup_steps:
-        learning_rate = LinearWarmup(config.learning_rate, config.learning_rate_warmup_steps)
+      if config.learning_rate_warmup_steps or config.learning_rate_decay_steps:
+        learning_rate = WarmupAndDecay(
+            config.learning_rate, warmup_steps=config.learning_rate_warmup_steps,
+            decay_steps=config.learning_rate_decay_steps, total_steps=config.train_steps)
       self.optimizer = tf.keras.optimizers.Adam(
           learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
       self.optimizer.build(self.model.trainable_variables)
@@ -253,9 +276,12 @@ class Trainer:
       raise ConfigError('--batch_size must be positive, got %d.' % c.batch_size)
     if c.train_steps <= 0:
       raise ConfigError('--train_steps must be positive, got %d.' % c.train_steps)
-    if c.learning_rate_warmup_steps < 0:
-      raise ConfigError('--learning_rate_warmup_steps must be >= 0, got %d.' %
-                        c.learning_rate_warmup_steps)
+    for name in ('learning_rate_warmup_steps', 'learning_rate_decay_steps'):
+      if getattr(c, name) < 0:
+        raise ConfigError('--%s must be >= 0, got %d.' % (name, getattr(c, name)))
+    if c.learning_rate_decay_steps > c.train_steps:
+      raise ConfigError('--learning_rate_decay_steps=%d is longer than --train_steps=%d.'
+                        % (c.learning_rate_decay_steps, c.train_steps))
     if c.init_ckpt_type and c.init_ckpt_type not in INIT_CKPT_TYPES:
       raise ConfigError('--init_ckpt_type must be one of %s, got %r.' %
                         (', '.join(INIT_CKPT_TYPES), c.init_ckpt_type))

@@ -108,22 +108,39 @@ def test_optimizer_matches_reference_settings(tmp_path):
   assert trainer.trainer_params['clip_gradients'] == 10.0
 
 
-def test_learning_rate_warmup_ramps_linearly_and_resumes(eager, tmp_path):
-  schedule = trainer_lib.LinearWarmup(1e-3, 4)
-  np.testing.assert_allclose([float(schedule(n)) for n in range(6)],
+def test_learning_rate_warmup_and_decay_are_linear(eager):
+  warmup = trainer_lib.WarmupAndDecay(1e-3, warmup_steps=4)
+  np.testing.assert_allclose([float(warmup(n)) for n in range(6)],
                              [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+  # Ten updates (n = 0..9), the last four decaying towards zero; never negative after.
+  decay = trainer_lib.WarmupAndDecay(1e-3, decay_steps=4, total_steps=10)
+  np.testing.assert_allclose([float(decay(n)) for n in range(12)],
+                             [1e-3] * 7 + [7.5e-4, 5e-4, 2.5e-4, 0.0, 0.0], rtol=1e-6)
+  both = trainer_lib.WarmupAndDecay(1e-3, warmup_steps=2, decay_steps=4, total_steps=5)
+  np.testing.assert_allclose([float(both(n)) for n in range(5)],
+                             [5e-4, 1e-3, 7.5e-4, 5e-4, 2.5e-4], rtol=1e-6)
+  with pytest.raises(ValueError, match='total number of steps'):
+    trainer_lib.WarmupAndDecay(1e-3, decay_steps=4)
+
+
+@pytest.mark.parametrize('steps,schedule,rate_before,rate_after', [
+    (2, {'learning_rate_warmup_steps': 4}, 2.5e-4, 7.5e-4),
+    # Three updates done: the rate for a fourth would be zero.
+    (3, {'learning_rate_decay_steps': 2}, 1e-3, 0.0),
+])
+def test_learning_rate_schedule_runs_and_resumes(eager, tmp_path, steps, schedule,
+                                                 rate_before, rate_after):
   batches = [_batch(seed=i) for i in range(2)]
-  config = _config(tmp_path, 2, learning_rate=1e-3, learning_rate_warmup_steps=4)
-  trainer = trainer_lib.Trainer(config, dataset_fn=_dataset_fn(batches))
-  assert trainer.current_learning_rate() == pytest.approx(2.5e-4)
+  trainer = trainer_lib.Trainer(_config(tmp_path, steps, learning_rate=1e-3, **schedule),
+                                dataset_fn=_dataset_fn(batches))
+  assert trainer.current_learning_rate() == pytest.approx(rate_before)
   trainer.run()
-  assert trainer.current_learning_rate() == pytest.approx(7.5e-4)
+  assert trainer.current_learning_rate() == pytest.approx(rate_after)
   # The schedule runs on the optimizer's update count, which the checkpoint holds.
-  resumed = trainer_lib.Trainer(_config(tmp_path, 3, learning_rate=1e-3,
-                                        learning_rate_warmup_steps=4),
+  resumed = trainer_lib.Trainer(_config(tmp_path, steps, learning_rate=1e-3, **schedule),
                                 dataset_fn=_dataset_fn(batches))
   resumed._restore_or_initialize(resumed._make_checkpoint())
-  assert resumed.current_learning_rate() == pytest.approx(7.5e-4)
+  assert resumed.current_learning_rate() == pytest.approx(rate_after)
 
 
 def test_resume_matches_uninterrupted_run(eager, tmp_path):
@@ -243,6 +260,8 @@ def test_init_from_our_checkpoint_starts_at_step_zero(eager, tmp_path):
     (None, {'batch_size': 0}, 'batch_size'),
     (None, {'init_ckpt': '/x', 'init_ckpt_type': None}, 'init_ckpt_type'),
     (None, {'learning_rate_warmup_steps': -1}, 'learning_rate_warmup_steps'),
+    (None, {'learning_rate_decay_steps': -1}, 'learning_rate_decay_steps'),
+    (None, {'learning_rate_decay_steps': 2}, 'longer than --train_steps=1'),
 ])
 def test_bad_configuration_fails_before_compute(tmp_path, overrides, kwargs, message):
   config = trainer_lib.TrainConfig(model_dir=str(tmp_path), param_overrides=overrides,
