@@ -5,6 +5,9 @@ Both train a few steps of the real model at 32x64 on random frame pairs (each re
 worker its own shard), then the weights of every replica (mirrored) and of both workers
 (multi-worker) are compared: synchronous data-parallel training must keep them identical.
 Prints one JSON object with steps/s and the largest weight difference of each setup.
+`--role=mirrored --curriculum` also checks the depth freeze and its hold under the strategy:
+depth is frozen for the first 2 steps and the hold (random pairs never teach the motion net
+the frame order) keeps it frozen for 1 more; the depth net must not move until then.
 
 Usage (from the repository root):
   python -m benchmarks.distributed_benchmark [--steps 4]
@@ -29,6 +32,7 @@ PARAMS = {'image_preprocessing': {'image_height': H, 'image_width': W,
                                   'data_augmentation': False},
           'motion_field_burnin_steps': 0}
 GLOBAL_BATCH = 4
+CURRICULUM = {'depth_stop_gradient_steps': 2, 'depth_stop_gradient_max_hold_steps': 1}
 
 
 def _random_pairs(seed, batch):
@@ -47,32 +51,45 @@ def _dataset_fn(input_context):
       _random_pairs(input_context.input_pipeline_id, batch)).repeat()
 
 
-def _train(strategy_name, model_dir, steps, cpu_devices=0):
-  """Runs the trainer; returns (trainer, seconds per step after two warm-up steps).
+def _depth_weights(trainer):
+  return [np.array(v) for v in trainer.model.depth_net.trainable_variables]
+
+
+def _largest_change(before, after):
+  return max(float(np.max(np.abs(a - b))) for a, b in zip(after, before))
+
+
+def _train(strategy_name, model_dir, steps, cpu_devices=0, params=None):
+  """Runs the trainer; returns (trainer, seconds per step after two warm-up steps, the
+  depth net's weights at the start and after the warm-up).
 
   The warm-up traces both step functions (with and without summary images), so the
   timed steps measure training, not tracing.
   """
   from depth_motion import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   config = trainer_lib.TrainConfig(
-      model_dir=model_dir, param_overrides=PARAMS, dataset='benchmark',
+      model_dir=model_dir, param_overrides=params or PARAMS, dataset='benchmark',
       batch_size=GLOBAL_BATCH, train_steps=2, distribution_strategy=strategy_name,
       cpu_devices=cpu_devices, summary_every_steps=10**9, checkpoint_every_steps=10**9,
       seed=0)
   trainer = trainer_lib.Trainer(config, dataset_fn=_dataset_fn)
+  depth_weights = [_depth_weights(trainer)]
   trainer.run()
+  depth_weights.append(_depth_weights(trainer))
   config.train_steps = 2 + steps
   start = time.perf_counter()
   trainer.run()
-  return trainer, (time.perf_counter() - start) / steps
+  return trainer, (time.perf_counter() - start) / steps, depth_weights
 
 
-def run_mirrored(steps):
+def run_mirrored(steps, curriculum=False):
   from depth_motion import distribute  # pylint: disable=g-import-not-at-top
   distribute.split_cpu(2)
   model_dir = tempfile.mkdtemp(prefix='mirrored_')
+  params = dict(PARAMS, **CURRICULUM) if curriculum else PARAMS
   try:
-    trainer, seconds = _train('mirrored', model_dir, steps, cpu_devices=2)
+    trainer, seconds, depth_weights = _train('mirrored', model_dir, steps, cpu_devices=2,
+                                             params=params)
   finally:  # A checkpoint of the full model is ~700 MB.
     shutil.rmtree(model_dir, ignore_errors=True)
   strategy = trainer.strategy
@@ -80,15 +97,22 @@ def run_mirrored(steps):
   for variable in trainer.model.trainable_variables:
     copies = [np.asarray(c) for c in strategy.experimental_local_results(variable.value)]
     difference = max(difference, max(float(np.max(np.abs(c - copies[0]))) for c in copies))
-  return {'replicas': strategy.num_replicas_in_sync, 'steps_per_sec': 1.0 / seconds,
-          'max_weight_difference_across_replicas': difference}
+  result = {'replicas': strategy.num_replicas_in_sync, 'steps_per_sec': 1.0 / seconds,
+            'max_weight_difference_across_replicas': difference}
+  if curriculum:
+    result.update(
+        global_step=int(trainer.global_step.numpy()),
+        curriculum_hold=int(trainer.curriculum_hold.numpy()),
+        depth_change_in_first_2_steps=_largest_change(*depth_weights),
+        depth_change_after=_largest_change(depth_weights[1], _depth_weights(trainer)))
+  return result
 
 
 def run_worker(index, ports, model_dir, out, steps):
   os.environ['TF_CONFIG'] = json.dumps({
       'cluster': {'worker': ['localhost:%d' % p for p in ports]},
       'task': {'type': 'worker', 'index': index}})
-  trainer, seconds = _train('multi_worker_mirrored', model_dir, steps)
+  trainer, seconds, _ = _train('multi_worker_mirrored', model_dir, steps)
   np.savez(out, seconds=seconds,
            **{'w%03d' % i: np.asarray(v) for i, v in enumerate(trainer.model.trainable_variables)})
 
@@ -128,13 +152,15 @@ def main():
   parser.add_argument('--ports', default='')
   parser.add_argument('--model_dir', default='')
   parser.add_argument('--out', default='')
+  parser.add_argument('--curriculum', action='store_true',
+                      help='With --role=mirrored: freeze depth and hold the freeze (see above).')
   args = parser.parse_args()
   if args.role == 'worker':
     run_worker(args.index, [int(p) for p in args.ports.split(',')], args.model_dir, args.out,
                args.steps)
     return
   if args.role == 'mirrored':
-    print(json.dumps(run_mirrored(args.steps)))
+    print(json.dumps(run_mirrored(args.steps, args.curriculum)))
     return
   # Each setup in its own process: the logical CPU split must happen before TF starts.
   mirrored = subprocess.run([sys.executable, '-m', 'benchmarks.distributed_benchmark',

@@ -490,7 +490,7 @@ class Trainer:
   # ------------------------------------------------------------------ loop --
 
   def current_learning_rate(self):
-    """The rate of the next update (the warm-up schedule's value, when there is one)."""
+    """The rate of the next update (the schedule's value, when there is one)."""
     return float(tf.convert_to_tensor(self.optimizer.learning_rate).numpy())
 
   def _scalars(self, losses, grad_norm, steps_per_sec):
