@@ -1,6 +1,7 @@
 """The Beam path (DirectRunner) writes the same examples as the in-process path, per builder."""
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,6 +17,13 @@ from data_prep import convert  # pylint: disable=g-import-not-at-top
 from data_prep import kitti  # pylint: disable=g-import-not-at-top
 from data_prep import struct2depth  # pylint: disable=g-import-not-at-top
 from data_prep import video  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(autouse=True)
+def _temp_files_in_tmp_path(tmp_path, monkeypatch):
+  """Beam's in-process job server leaves an empty beam-temp* folder in the system temp
+  folder for every pipeline; this keeps them in the test's own."""
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
 
 
 def _beam_config():
