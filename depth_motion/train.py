@@ -36,7 +36,8 @@ flags.DEFINE_string('data_path', None, 'A struct2depth train.txt to train on ins
 flags.DEFINE_integer('batch_size', 16, 'Global batch size in frame pairs (split over replicas).')
 flags.DEFINE_integer('train_steps', None, 'Number of training steps (default: the trainer '
                      'param max_steps, 1,000,000).')
-flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate (constant, as the reference).')
+flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate: constant, as the reference, unless '
+                   'a warm-up or decay is set, which scale it.')
 flags.DEFINE_integer('learning_rate_warmup_steps', 0, 'Ramp the learning rate linearly from '
                      '0 to --learning_rate over this many updates (0: constant from the '
                      'first step, as the reference).')
