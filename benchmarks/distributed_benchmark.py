@@ -55,8 +55,9 @@ def _depth_weights(trainer):
   return [np.array(v) for v in trainer.model.depth_net.trainable_variables]
 
 
-def _largest_change(before, after):
-  return max(float(np.max(np.abs(a - b))) for a, b in zip(after, before))
+def _largest_difference(arrays_a, arrays_b):
+  """The largest absolute element-wise difference between two lists of arrays."""
+  return max(float(np.max(np.abs(a - b))) for a, b in zip(arrays_a, arrays_b))
 
 
 def _train(strategy_name, model_dir, steps, cpu_devices=0, params=None):
@@ -94,17 +95,17 @@ def run_mirrored(steps, curriculum=False):
     shutil.rmtree(model_dir, ignore_errors=True)
   strategy = trainer.strategy
   difference = 0.0
-  for variable in trainer.model.trainable_variables:
+  for variable in trainer.model.trainable_variables:  # One variable's copies at a time.
     copies = [np.asarray(c) for c in strategy.experimental_local_results(variable.value)]
-    difference = max(difference, max(float(np.max(np.abs(c - copies[0]))) for c in copies))
+    difference = max(difference, _largest_difference(copies, copies[:1] * len(copies)))
   result = {'replicas': strategy.num_replicas_in_sync, 'steps_per_sec': 1.0 / seconds,
             'max_weight_difference_across_replicas': difference}
   if curriculum:
     result.update(
         global_step=int(trainer.global_step.numpy()),
         curriculum_hold=int(trainer.curriculum_hold.numpy()),
-        depth_change_in_first_2_steps=_largest_change(*depth_weights),
-        depth_change_after=_largest_change(depth_weights[1], _depth_weights(trainer)))
+        depth_change_in_first_2_steps=_largest_difference(*depth_weights),
+        depth_change_after=_largest_difference(depth_weights[1], _depth_weights(trainer)))
   return result
 
 
@@ -139,7 +140,7 @@ def run_multi_worker(steps):
   finally:
     shutil.rmtree(work, ignore_errors=True)
   keys = [k for k in weights[0] if k.startswith('w')]
-  difference = max(float(np.max(np.abs(weights[0][k] - weights[1][k]))) for k in keys)
+  difference = _largest_difference([weights[0][k] for k in keys], [weights[1][k] for k in keys])
   return {'workers': 2, 'steps_per_sec': 1.0 / float(weights[0]['seconds']),
           'max_weight_difference_across_workers': difference}
 
